@@ -1,0 +1,55 @@
+# Parley: the two commands are `make dev` and `make test`. A fresh machine needs Python 3.11+,
+# make and git; everything else is installed here.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ASSETS := static/vendor/htmx.min.js
+
+.PHONY: dev test lint bench install assets chromium clean help
+
+help:
+	@echo "make dev     run Parley (embedded PostgreSQL + Valkey unless DATABASE_URL/REDIS_URL are set)"
+	@echo "make test    run the whole test suite"
+	@echo "make lint    ruff + mypy"
+	@echo "make bench   run the benchmarks in bench/"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Parley needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+$(ASSETS): server/assets.py | $(STAMP)
+	$(BIN)/python -m server fetch-assets
+
+assets: $(ASSETS)
+
+dev: install assets
+	$(BIN)/python -m server dev
+
+test: install assets
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy server console tasks tests piccolo_conf.py
+
+bench: install assets
+	$(BIN)/python -m bench
+
+# Headless Chromium for the console's browser tests (Debian's package; root or sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the browser tests"; \
+		$$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq chromium chromium-driver; }
+
+clean:
+	rm -rf $(VENV) static/vendor .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Parley: multi-tenant live chat."""

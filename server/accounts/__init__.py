@@ -1,0 +1,1 @@
+"""Accounts: users, passwords, console sessions and API keys."""

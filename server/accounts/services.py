@@ -1,0 +1,83 @@
+"""Account write side: creating users, checking passwords, changing global roles."""
+
+from __future__ import annotations
+
+import re
+
+from server.accounts import passwords
+from server.accounts.tables import User
+from server.errors import Conflict, Invalid
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 254
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_email(email: str) -> str:
+    """The normalised address, or :class:`Invalid` naming the ``email`` field."""
+    normalized = normalize_email(email)
+    if len(normalized) > MAX_EMAIL_LENGTH or not _EMAIL.match(normalized):
+        raise Invalid("Not a valid e-mail address.", fields={"email": "not a valid e-mail address"})
+    return normalized
+
+
+def check_new_password(password: str) -> None:
+    problem = passwords.password_problem(password)
+    if problem is not None:
+        raise Invalid(f"Password {problem}.", fields={"password": problem})
+
+
+async def create_user(
+    email: str,
+    password: str | None,
+    *,
+    name: str = "",
+    global_role: User.GlobalRole = User.GlobalRole.USER,
+    active: bool = True,
+) -> User:
+    """Create a user. ``password=None`` makes an account that cannot log in until one is set."""
+    normalized = check_email(email)
+    if password is not None:
+        check_new_password(password)
+    if await User.exists().where(User.email == normalized):
+        raise Conflict("A user with this e-mail address already exists.", code="email_taken")
+    user = User(
+        username=normalized,
+        email=normalized,
+        name=name.strip(),
+        password=passwords.hash_password(password) if password is not None else "!",
+        global_role=global_role.value,
+        admin=global_role is User.GlobalRole.ADMIN,
+        active=active,
+    )
+    await user.save()
+    return user
+
+
+async def authenticate(email: str, password: str) -> User | None:
+    """The active user with this e-mail and password, or None (same work either way)."""
+    normalized = normalize_email(email)
+    if len(normalized) > MAX_EMAIL_LENGTH:
+        normalized = ""
+    user = await User.objects().where(User.email == normalized).first() if normalized else None
+    stored = user.password if user is not None and passwords.is_hashed(user.password) else None
+    if not passwords.verify_password(stored, password) or user is None or not user.active:
+        return None
+    if passwords.needs_rehash(user.password):
+        await User.update({User.password: passwords.hash_password(password)}).where(User.id == user.id)
+    return user
+
+
+async def set_password(user_id: int, password: str) -> None:
+    check_new_password(password)
+    await User.update({User.password: passwords.hash_password(password)}).where(User.id == user_id)
+
+
+async def set_global_role(user_id: int, role: User.GlobalRole) -> None:
+    """Change a user's global role; ``admin`` follows it because piccolo-admin reads that column."""
+    await User.update({User.global_role: role.value, User.admin: role is User.GlobalRole.ADMIN}).where(
+        User.id == user_id
+    )

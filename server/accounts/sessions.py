@@ -1,0 +1,75 @@
+"""Console sessions, kept in Redis.
+
+The browser holds a random token in an HttpOnly cookie; Redis holds only its SHA-256, so a
+leaked Redis dump cannot be replayed as a cookie. Each user's token hashes are also kept in a
+set, so deactivating a user ends every session at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import msgspec
+from redis.asyncio import Redis
+
+from server.redis_client import Keys
+
+SESSION_COOKIE = "parley_session"
+SESSION_TTL_SECONDS = 8 * 3600
+
+
+class SessionData(msgspec.Struct, frozen=True):
+    user_id: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token: str
+    data: SessionData
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_session(redis: Redis, user_id: int, *, now: float) -> Session:
+    token = secrets.token_urlsafe(32)
+    data = SessionData(user_id=user_id, created_at=now)
+    token_hash = _token_hash(token)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(Keys.session(token_hash), msgspec.json.encode(data), ex=SESSION_TTL_SECONDS)
+        pipe.sadd(Keys.user_sessions(user_id), token_hash)
+        pipe.expire(Keys.user_sessions(user_id), SESSION_TTL_SECONDS)
+        await pipe.execute()
+    return Session(token=token, data=data)
+
+
+async def load_session(redis: Redis, token: str | None) -> SessionData | None:
+    if not token or len(token) > 128:
+        return None
+    raw = await redis.get(Keys.session(_token_hash(token)))
+    if raw is None:
+        return None
+    try:
+        return msgspec.json.decode(raw, type=SessionData)
+    except msgspec.DecodeError:
+        return None
+
+
+async def destroy_session(redis: Redis, token: str | None) -> None:
+    if not token or len(token) > 128:
+        return
+    token_hash = _token_hash(token)
+    raw = await redis.getdel(Keys.session(token_hash))
+    if raw is not None:
+        data = msgspec.json.decode(raw, type=SessionData)
+        await redis.srem(Keys.user_sessions(data.user_id), token_hash)
+
+
+async def destroy_user_sessions(redis: Redis, user_id: int) -> None:
+    hashes = await redis.smembers(Keys.user_sessions(user_id))
+    keys = [Keys.session(h.decode() if isinstance(h, bytes) else h) for h in hashes]
+    await redis.delete(*keys, Keys.user_sessions(user_id))

@@ -1,0 +1,1 @@
+"""HTTP transport: the Litestar app factory and its routers."""

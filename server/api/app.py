@@ -1,0 +1,63 @@
+"""The Litestar app factory: the one place the web process is assembled.
+
+This module is the composition root, so it is the one transport module allowed to import the
+console's router (the console is served by the same process).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from console.admin import ADMIN_PATH, QUEUES_PATH, admin_routes
+from console.routes import console_router
+from server.api.errors import exception_handlers
+from server.api.health import healthz, readyz
+from server.queue import make_queue
+from server.settings import Settings, configure_logging, get_settings
+from server.web_state import lifespan
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CSRF_COOKIE = "parley_csrf"
+CSRF_HEADER = "x-csrf-token"
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    queue = make_queue(settings.redis)
+    state = State({"settings": settings, "queue": queue})
+    csrf = CSRFConfig(
+        secret=settings.security.secret_key,
+        cookie_name=CSRF_COOKIE,
+        header_name=CSRF_HEADER,
+        cookie_secure=settings.security.secure_cookies,
+        cookie_samesite="lax",
+        # The admin apps carry their own CSRF protection; the JSON API is covered by its
+        # own auth (bearer keys need none; cookie-authenticated calls are checked there).
+        exclude=[ADMIN_PATH, QUEUES_PATH, "/api", "/healthz", "/readyz", "/static"],
+    )
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            console_router,
+            *admin_routes(SimpleNamespace(queue=queue), production=settings.security.secure_cookies),
+            create_static_files_router(
+                path="/static", directories=[ROOT / "static"], include_in_schema=False
+            ),
+        ],
+        state=state,
+        lifespan=[lifespan],
+        csrf_config=csrf,
+        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
+        exception_handlers=exception_handlers,
+        request_max_body_size=1_000_000,
+    )

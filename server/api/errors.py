@@ -1,0 +1,88 @@
+"""One mapping from errors to JSON bodies: ``{"code", "message", "fields"?}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from server.errors import DomainError, RateLimited
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def _body(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def domain_error_handler(request: Request[Any, Any, Any], error: DomainError) -> Response[dict[str, Any]]:
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, RateLimited) else None
+    return Response(
+        _body(error.code, error.message, error.fields or None),
+        status_code=error.status,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def _validation_fields(error: ValidationException) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    extra = error.extra if isinstance(error.extra, list) else []
+    for item in extra:
+        if isinstance(item, dict):
+            key = str(item.get("key") or item.get("source") or "body")
+            fields[key] = str(item.get("message", "invalid"))
+    return fields
+
+
+def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:
+    status = error.status_code
+    if isinstance(error, ValidationException):
+        fields = _validation_fields(error)
+        return Response(
+            _body("invalid", "The request is not valid.", fields or None),
+            status_code=400 if status == 400 else status,
+            media_type=MediaType.JSON,
+        )
+    code = _HTTP_CODES.get(status, "error")
+    if isinstance(error, NotAuthorizedException):
+        code = "unauthorized"
+    return Response(
+        _body(code, str(error.detail)), status_code=status, media_type=MediaType.JSON, headers=error.headers
+    )
+
+
+def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return Response(
+        _body("internal_error", "Something went wrong on our side."),
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+        media_type=MediaType.JSON,
+    )
+
+
+exception_handlers: dict[Any, Any] = {
+    DomainError: domain_error_handler,
+    HTTPException: http_error_handler,
+    HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,
+}

@@ -1,0 +1,1 @@
+"""Chat: visitors, conversations and messages."""

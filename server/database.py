@@ -1,0 +1,34 @@
+"""The PostgreSQL engine's connection pool, for processes and commands."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from piccolo.engine import engine_finder
+from piccolo.engine.postgres import PostgresEngine
+
+
+def engine() -> PostgresEngine:
+    found = engine_finder()
+    if not isinstance(found, PostgresEngine):
+        raise RuntimeError("piccolo_conf.DB must be a PostgresEngine")
+    return found
+
+
+@asynccontextmanager
+async def connection_pool(max_size: int = 2) -> AsyncIterator[PostgresEngine]:
+    """Open the engine's pool for the block, unless one is open already (then it is left alone).
+
+    Owning the pool only when it opened it lets an app started inside a test (which already
+    holds a pool) share it without closing it on the way out.
+    """
+    db = engine()
+    owned = db.pool is None
+    if owned:
+        await db.start_connection_pool(max_size=max_size, min_size=1)
+    try:
+        yield db
+    finally:
+        if owned:
+            await db.close_connection_pool()

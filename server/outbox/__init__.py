@@ -1,0 +1,1 @@
+"""The transactional outbox: events recorded in the writer's transaction, relayed to Redis."""

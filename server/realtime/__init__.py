@@ -1,0 +1,1 @@
+"""Realtime transport: the socketify websocket gateway (Socket.IO protocol)."""

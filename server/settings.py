@@ -1,0 +1,165 @@
+"""Typed settings, read from the environment once.
+
+Every process calls :func:`get_settings` at start. A missing or malformed value raises
+:class:`SettingsError` whose message is one line naming the variable; the entry points print
+that line and exit with status 2 instead of a stack trace.
+
+The embedded servers used by ``make dev`` and the tests are not a concern of this module: the
+launcher (``python -m server dev``) starts them and hands their URLs to every process through
+``DATABASE_URL`` and ``REDIS_URL``, so a process never knows whether its servers are embedded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urlsplit
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str
+    """asyncpg DSN. A Unix socket directory goes in the ``host=`` query parameter."""
+    pool_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str
+    """redis:// , rediss:// or unix:// URL (Valkey is protocol-compatible)."""
+    max_connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSettings:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SecuritySettings:
+    secret_key: str
+    """Signs realtime tokens and console sessions. At least 32 characters."""
+    secure_cookies: bool
+    """Mark cookies ``Secure``: set when Parley is served over HTTPS."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database: DatabaseSettings
+    redis: RedisSettings
+    web: ListenSettings
+    realtime: ListenSettings
+    security: SecuritySettings
+    log_level: str
+    web_workers: int
+
+
+def _require(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is not set")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
+    value = _require(env, name)
+    scheme = urlsplit(value).scheme
+    if scheme not in schemes:
+        raise SettingsError(f"{name} must be a URL starting with one of {', '.join(schemes)}://")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    return _int(env, name, default, low=1, high=65535)
+
+
+def load_database_settings(env: Mapping[str, str]) -> DatabaseSettings:
+    return DatabaseSettings(
+        url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
+        pool_size=_int(env, "DATABASE_POOL_SIZE", 10, low=1, high=500),
+    )
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build settings from a mapping (the environment in production, a dict in tests)."""
+    secret_key = _require(env, "SECRET_KEY")
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters long")
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    return Settings(
+        database=load_database_settings(env),
+        redis=RedisSettings(
+            url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+            max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 64, low=2, high=10_000),
+        ),
+        web=ListenSettings(
+            host=env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
+            port=_port(env, "WEB_PORT", 8000),
+        ),
+        realtime=ListenSettings(
+            host=env.get("REALTIME_HOST", "127.0.0.1").strip() or "127.0.0.1",
+            port=_port(env, "REALTIME_PORT", 8001),
+        ),
+        security=SecuritySettings(
+            secret_key=secret_key,
+            secure_cookies=_bool(env, "SECURE_COOKIES", False),
+        ),
+        log_level=log_level,
+        web_workers=_int(env, "WEB_WORKERS", 1, low=1, high=64),
+    )
+
+
+@cache
+def get_database_settings() -> DatabaseSettings:
+    """Only the database part: what ``piccolo_conf`` needs, so migration tooling runs without the rest."""
+    return load_database_settings(os.environ)
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read from ``os.environ`` on first use."""
+    return load_settings(os.environ)
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

@@ -1,0 +1,1 @@
+"""Tenancy: projects (the root aggregate) and their members."""

@@ -1,0 +1,43 @@
+"""Resources of the web process (API and console alike): made in the lifespan, kept on ``app.state``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from server.database import connection_pool
+from server.redis_client import make_redis
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def settings_of(app: Litestar) -> Settings:
+    settings: Settings = app.state.settings
+    return settings
+
+
+def redis_of(app: Litestar) -> Redis:
+    redis: Redis = app.state.redis
+    return redis
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings = settings_of(app)
+    async with connection_pool(settings.database.pool_size):
+        app.state.redis = make_redis(settings.redis)
+        queue = app.state.queue
+        try:
+            yield
+        finally:
+            try:
+                await queue.disconnect()
+            except RedisError as error:  # shutting down with Redis gone must still finish
+                log.warning("queue disconnect failed: %s", error)
+            await app.state.redis.aclose()

@@ -1,0 +1,1 @@
+"""Worker node: SAQ settings and jobs (thin: load by id, call a service)."""

@@ -1,0 +1,105 @@
+"""Factories for the data model: small async functions with sensible defaults."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from piccolo.apps.migrations.tables import Migration
+from piccolo.table import Table
+from piccolo_api.session_auth.tables import SessionsBase
+
+from server.accounts.services import create_user
+from server.accounts.tables import User
+from server.chat.tables import Conversation, Message, Visitor
+from server.database import engine
+from server.outbox.tables import OutboxEvent
+from server.tenancy.tables import ApiKey, Project, ProjectMember
+
+_counter = itertools.count(1)
+
+ALL_TABLES: tuple[type[Table], ...] = (
+    User,
+    Project,
+    ProjectMember,
+    ApiKey,
+    Visitor,
+    Conversation,
+    Message,
+    OutboxEvent,
+    SessionsBase,
+)
+DEFAULT_PASSWORD = "correct horse battery"
+
+
+async def truncate_all() -> None:
+    names = ", ".join(f'"{table._meta.tablename}"' for table in ALL_TABLES)
+    await engine().run_ddl(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    assert Migration._meta.tablename not in names  # migrations stay applied
+
+
+async def make_user(
+    *,
+    email: str | None = None,
+    password: str = DEFAULT_PASSWORD,
+    role: User.GlobalRole = User.GlobalRole.USER,
+    name: str = "",
+    active: bool = True,
+) -> User:
+    email = email or f"user{next(_counter)}@example.com"
+    return await create_user(email, password, name=name, global_role=role, active=active)
+
+
+async def make_project(**values: Any) -> Project:
+    values.setdefault("name", f"Project {next(_counter)}")
+    values.setdefault("allowed_origins", ["https://shop.example"])
+    project = Project(**values)
+    await project.save()
+    return project
+
+
+async def make_member(project: Project, user: User, role: ProjectMember.ProjectRole) -> ProjectMember:
+    member = ProjectMember(project=project.id, user=user.id, role=role.value)
+    await member.save()
+    return member
+
+
+async def make_visitor(project: Project, **values: Any) -> Visitor:
+    values.setdefault("uid", f"v_{uuid.uuid4().hex}")
+    visitor = Visitor(project=project.id, **values)
+    await visitor.save()
+    return visitor
+
+
+async def make_conversation(project: Project, visitor: Visitor, **values: Any) -> Conversation:
+    conversation = Conversation(project=project.id, visitor=visitor.id, **values)
+    await conversation.save()
+    return conversation
+
+
+async def make_message(
+    conversation: Conversation, *, seq: int, body: str = "hello", **values: Any
+) -> Message:
+    values.setdefault("client_msg_id", uuid.uuid4())
+    values.setdefault("sender_kind", Message.SenderKind.VISITOR.value)
+    message = Message(
+        project=conversation.project, conversation=conversation.id, seq=seq, body=body, **values
+    )
+    await message.save()
+    return message
+
+
+async def make_outbox_event(project: Project, type: str = "message.created", **payload: Any) -> OutboxEvent:
+    event = OutboxEvent(project=project.id, type=type, payload=payload)
+    await event.save()
+    return event
+
+
+async def make_api_key(user: User, project: Project | None = None, **values: Any) -> ApiKey:
+    values.setdefault("name", "test key")
+    values.setdefault("prefix", f"pk{next(_counter)}")
+    values.setdefault("secret_hash", uuid.uuid4().hex + uuid.uuid4().hex)
+    key = ApiKey(user=user.id, project=project.id if project else None, **values)
+    await key.save()
+    return key
