@@ -1,0 +1,21 @@
+"""The event vocabulary: ``aggregate.past_tense`` names, used by the outbox, sockets, console and webhooks.
+
+Add new names here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    MESSAGE_CREATED = "message.created"
+    CONVERSATION_CREATED = "conversation.created"
+    CONVERSATION_STATUS_CHANGED = "conversation.status_changed"
+    CONVERSATION_ASSIGNED = "conversation.assigned"
+    CONVERSATION_UPDATED = "conversation.updated"
+    CONVERSATION_READ = "conversation.read"
+    VISITOR_NAVIGATED = "visitor.navigated"
+    PRESENCE_CHANGED = "presence.changed"
+    TYPING_STARTED = "typing.started"
+    TYPING_STOPPED = "typing.stopped"
