@@ -46,6 +46,35 @@ class Keys:
         return f"{PREFIX}:ratelimit:{scope}:{subject}"
 
     @staticmethod
+    def visitor_location(project_id: int, visitor_uid: str) -> str:
+        """JSON ``{"url", "title", "at"}`` of the page a visitor is on; set on ``navigate``, with a TTL."""
+        return f"{PREFIX}:p:{project_id}:visitor:{visitor_uid}:location"
+
+    @staticmethod
+    def visitor_presence(project_id: int) -> str:
+        """Sorted set: member = visitor uid, score = Unix time until which the visitor counts as online.
+
+        The gateway raises the score on connect and on each heartbeat; a member whose score is in
+        the past is offline (its node stopped refreshing it). One ZMSCORE reads a whole page.
+        """
+        return f"{PREFIX}:p:{project_id}:presence:visitors"
+
+    @staticmethod
+    def agent_presence(project_id: int) -> str:
+        """Sorted set like :meth:`visitor_presence`, for the project's agents (member = user id)."""
+        return f"{PREFIX}:p:{project_id}:presence:agents"
+
+    @staticmethod
+    def invite(token_hash: str) -> str:
+        """A one-time set-password token: value is the user id."""
+        return f"{PREFIX}:invite:{token_hash}"
+
+    @staticmethod
+    def project_by_public_key(public_key: str) -> str:
+        """Application cache (role 5): the widget's project lookup by public key."""
+        return f"{PREFIX}:cache:project-key:{public_key}"
+
+    @staticmethod
     def project_pattern(project_id: int) -> str:
         """Glob matching every key that belongs to one project."""
         return f"{PREFIX}:p:{project_id}:*"

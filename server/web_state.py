@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from saq.queue.base import Queue
 
 from server.database import connection_pool
 from server.redis_client import make_redis
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 def settings_of(app: Litestar) -> Settings:
     settings: Settings = app.state.settings
     return settings
+
+
+def queue_of(app: Litestar) -> Queue:
+    queue: Queue = app.state.queue
+    return queue
 
 
 def redis_of(app: Litestar) -> Redis:

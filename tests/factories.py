@@ -12,7 +12,7 @@ from piccolo_api.session_auth.tables import SessionsBase
 
 from server.accounts.services import create_user
 from server.accounts.tables import User
-from server.chat.tables import Conversation, Message, Visitor
+from server.chat.tables import CannedReply, Conversation, Message, Visitor
 from server.database import engine
 from server.outbox.tables import OutboxEvent
 from server.tenancy.tables import ApiKey, Project, ProjectMember
@@ -28,6 +28,7 @@ ALL_TABLES: tuple[type[Table], ...] = (
     Conversation,
     Message,
     OutboxEvent,
+    CannedReply,
     SessionsBase,
 )
 DEFAULT_PASSWORD = "correct horse battery"
@@ -103,3 +104,11 @@ async def make_api_key(user: User, project: Project | None = None, **values: Any
     key = ApiKey(user=user.id, project=project.id if project else None, **values)
     await key.save()
     return key
+
+
+async def make_canned_reply(project: Project, **values: Any) -> CannedReply:
+    values.setdefault("shortcut", f"reply{next(_counter)}")
+    values.setdefault("body", "Thanks for reaching out!")
+    reply = CannedReply(project=project.id, **values)
+    await reply.save()
+    return reply

@@ -8,14 +8,14 @@ import asyncpg
 import pytest
 
 from server.accounts.tables import User
-from server.chat.tables import Conversation, Message, Visitor
+from server.chat.tables import CannedReply, Conversation, Message, Visitor
 from server.database import engine
 from server.errors import Conflict
 from server.outbox.tables import OutboxEvent
 from server.tenancy.tables import ApiKey, Project, ProjectMember
 from tests import factories as f
 
-TENANT_TABLES = (ProjectMember, ApiKey, Visitor, Conversation, Message, OutboxEvent)
+TENANT_TABLES = (ProjectMember, ApiKey, Visitor, Conversation, Message, OutboxEvent, CannedReply)
 
 
 async def _populate(project: Project) -> None:
@@ -26,6 +26,7 @@ async def _populate(project: Project) -> None:
     conversation = await f.make_conversation(project, visitor)
     await f.make_message(conversation, seq=1)
     await f.make_outbox_event(project)
+    await f.make_canned_reply(project)
 
 
 async def test_deleting_a_project_removes_its_rows_from_every_tenant_table() -> None:

@@ -23,6 +23,8 @@ SESSION_TTL_SECONDS = 8 * 3600
 class SessionData(msgspec.Struct, frozen=True):
     user_id: int
     created_at: float
+    csrf_token: str = ""
+    """Required in ``X-CSRF-Token`` on unsafe API calls authenticated by this session's cookie."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,7 @@ def _token_hash(token: str) -> str:
 
 async def create_session(redis: Redis, user_id: int, *, now: float) -> Session:
     token = secrets.token_urlsafe(32)
-    data = SessionData(user_id=user_id, created_at=now)
+    data = SessionData(user_id=user_id, created_at=now, csrf_token=secrets.token_urlsafe(24))
     token_hash = _token_hash(token)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(Keys.session(token_hash), msgspec.json.encode(data), ex=SESSION_TTL_SECONDS)

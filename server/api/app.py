@@ -20,6 +20,9 @@ from console.admin import ADMIN_PATH, QUEUES_PATH, admin_routes
 from console.routes import console_router
 from server.api.errors import exception_handlers
 from server.api.health import healthz, readyz
+from server.api.openapi import openapi_config
+from server.api.v1.router import v1_router
+from server.api.widget import widget_router
 from server.queue import make_queue
 from server.settings import Settings, configure_logging, get_settings
 from server.web_state import lifespan
@@ -48,6 +51,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             healthz,
             readyz,
+            v1_router,
+            widget_router,
             console_router,
             *admin_routes(SimpleNamespace(queue=queue), production=settings.security.secure_cookies),
             create_static_files_router(
@@ -60,4 +65,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
         exception_handlers=exception_handlers,
         request_max_body_size=1_000_000,
+        openapi_config=openapi_config(),
     )

@@ -86,3 +86,18 @@ class Message(Table, tablename="message"):
 
     unique_conversation_seq = Unique([conversation, seq])
     unique_conversation_client_msg_id = Unique([conversation, client_msg_id])
+
+
+class CannedReply(Table, tablename="canned_reply"):
+    """A saved answer agents insert by its shortcut (e.g. ``/refund``)."""
+
+    id = Serial(primary_key=True)
+    project = ForeignKey(Project, on_delete=OnDelete.cascade, null=False)
+    shortcut = Varchar(length=50, help_text="Unique per project, typed after '/' in the reply box.")
+    title = Varchar(length=200, default="")
+    body = Text()
+    created_by = ForeignKey(User, on_delete=OnDelete.set_null, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    unique_project_shortcut = Unique([project, shortcut])

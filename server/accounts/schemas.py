@@ -1,0 +1,58 @@
+"""Accounts DTOs (msgspec). Requests forbid unknown fields so typos are 400s, not silent no-ops."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, examples=["ana@example.com"])]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+Name = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    password: Password
+
+
+class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    password: Password
+    name: Name = ""
+    global_role: Literal["admin", "user"] = "user"
+
+
+class UserView(msgspec.Struct):
+    id: int
+    email: str
+    name: str
+    global_role: Literal["admin", "user"]
+    active: bool
+    created_at: datetime
+
+
+class SessionView(msgspec.Struct):
+    user: UserView
+    csrf_token: str
+    """Send it as ``X-CSRF-Token`` on unsafe requests authenticated by the session cookie."""
+
+
+class SetPasswordRequest(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    password: Password
+
+
+def user_view(user: object) -> UserView:
+    from server.accounts.tables import User
+
+    assert isinstance(user, User)
+    return UserView(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        global_role="admin" if user.global_role == User.GlobalRole.ADMIN.value else "user",
+        active=user.active,
+        created_at=user.created_at,
+    )

@@ -1,0 +1,81 @@
+"""Sessions over the API: log in (sets the console cookie), log out, who am I, invitations."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.params import JSONBody
+
+from server.accounts import ratelimit_rules
+from server.accounts.schemas import LoginRequest, SessionView, SetPasswordRequest, UserView, user_view
+from server.accounts.services import authenticate, normalize_email
+from server.accounts.sessions import (
+    SESSION_COOKIE,
+    SESSION_TTL_SECONDS,
+    create_session,
+    destroy_session,
+    load_session,
+)
+from server.accounts.tables import User
+from server.api.access import CurrentActor, public, signed_in
+from server.errors import Unauthorized
+from server.ratelimit import enforce, reset
+from server.tenancy.services import accept_invite
+from server.web_state import redis_of, settings_of
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@post("/auth/login", opt=public(), summary="Log in with e-mail and password (sets the session cookie)")
+async def login(request: Request[Any, Any, Any], data: JSONBody[LoginRequest]) -> Response[SessionView]:
+    redis = redis_of(request.app)
+    email = normalize_email(data.email)
+    message = "Too many login attempts; try again later."
+    await enforce(redis, ratelimit_rules.LOGIN_PER_IP, client_ip(request), message)
+    await enforce(redis, ratelimit_rules.LOGIN_PER_EMAIL, email, message)
+    user = await authenticate(email, data.password)
+    if user is None:
+        raise Unauthorized("Wrong e-mail or password.", code="invalid_credentials")
+    await reset(redis, ratelimit_rules.LOGIN_PER_EMAIL, email)
+    session = await create_session(redis, user.id, now=time.time())
+    cookie = Cookie(
+        key=SESSION_COOKIE,
+        value=session.token,
+        max_age=SESSION_TTL_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=settings_of(request.app).security.secure_cookies,
+    )
+    return Response(SessionView(user=user_view(user), csrf_token=session.data.csrf_token), cookies=[cookie])
+
+
+@post("/auth/logout", opt=public(), status_code=204, summary="End the session of this cookie")
+async def logout(request: Request[Any, Any, Any]) -> Response[None]:
+    await destroy_session(redis_of(request.app), request.cookies.get(SESSION_COOKIE))
+    response: Response[None] = Response(None, status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@get("/auth/session", opt=signed_in(), summary="The signed-in user and the session's CSRF token")
+async def session_info(request: Request[Any, Any, Any], actor: CurrentActor) -> SessionView:
+    session = await load_session(redis_of(request.app), request.cookies.get(SESSION_COOKIE))
+    user = await User.objects().where(User.id == actor.user_id).first()
+    return SessionView(user=user_view(user), csrf_token=session.csrf_token if session else "")
+
+
+@post("/auth/set-password", opt=public(), summary="Choose a password with an invitation link's token")
+async def set_password(request: Request[Any, Any, Any], data: JSONBody[SetPasswordRequest]) -> UserView:
+    redis = redis_of(request.app)
+    await enforce(
+        redis, ratelimit_rules.INVITE_PER_IP, client_ip(request), "Too many attempts; try again later."
+    )
+    return user_view(await accept_invite(redis, data.token, data.password))
+
+
+route_handlers = [login, logout, session_info, set_password]

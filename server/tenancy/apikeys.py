@@ -1,0 +1,127 @@
+"""API keys: created by a user, shown once, stored as a SHA-256 hash, optionally limited to one
+project and to reading, optionally expiring. ``Authorization: Bearer <key>`` acts as the owner."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from server.accounts.tables import User
+from server.errors import Invalid, NotFound
+from server.tenancy import access
+from server.tenancy.access import Actor
+from server.tenancy.queries import actor_for
+from server.tenancy.tables import ApiKey
+
+KEY_PREFIX = "prly_"
+READ_SCOPES = ["read"]
+WRITE_SCOPES = ["read", "write"]
+# last_used_at is written at most this often per key, so busy keys cost no write per request.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+MAX_KEYS_PER_USER = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key: ApiKey
+    secret: str
+    """The only time the secret exists outside the caller's hands."""
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_api_key(
+    actor: Actor, *, name: str, project_id: int | None, read_only: bool, expires_at: datetime | None
+) -> CreatedKey:
+    name = name.strip()
+    if not name:
+        raise Invalid("A key needs a name.", fields={"name": "must not be empty"})
+    if project_id is not None and access.role_in(actor, project_id) is None:
+        raise NotFound("No such project.")
+    if actor.key_project_id is not None and project_id != actor.key_project_id:
+        # A key limited to a project can only mint keys limited to that same project.
+        raise Invalid(
+            "This key can only create keys for its own project.", fields={"project_id": "not allowed"}
+        )
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise Invalid("The expiry must be in the future.", fields={"expires_at": "must be in the future"})
+    active_keys = await ApiKey.count().where(ApiKey.user == actor.user_id, ApiKey.revoked_at.is_null())
+    if active_keys >= MAX_KEYS_PER_USER:
+        raise Invalid(f"A user may hold at most {MAX_KEYS_PER_USER} active keys.", code="too_many_keys")
+    prefix = secrets.token_hex(4)
+    secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        user=actor.user_id,
+        project=project_id,
+        name=name,
+        prefix=f"{KEY_PREFIX}{prefix}",
+        secret_hash=hash_secret(secret),
+        scopes=READ_SCOPES if read_only or actor.read_only else WRITE_SCOPES,
+        expires_at=expires_at,
+    )
+    await key.save()
+    return CreatedKey(key=key, secret=secret)
+
+
+async def list_api_keys(actor: Actor) -> list[ApiKey]:
+    """The actor's own keys; a global admin sees every key."""
+    query = ApiKey.objects().order_by(ApiKey.id)
+    if not access.is_admin(actor):
+        query = query.where(ApiKey.user == actor.user_id)
+    keys: list[ApiKey] = await query.output(load_json=True)
+    return keys
+
+
+async def revoke_api_key(actor: Actor, key_id: int) -> ApiKey:
+    key: ApiKey | None = await ApiKey.objects().where(ApiKey.id == key_id).first()
+    if key is None or (key.user != actor.user_id and not access.is_admin(actor)):
+        raise NotFound("No such API key.")
+    await ApiKey.update({ApiKey.revoked_at: datetime.now(UTC)}).where(
+        (ApiKey.id == key_id) & ApiKey.revoked_at.is_null()
+    )
+    revoked: ApiKey = await ApiKey.objects().where(ApiKey.id == key_id).first().output(load_json=True)
+    return revoked
+
+
+def is_read_only(scopes: object) -> bool:
+    return not isinstance(scopes, list) or "write" not in scopes
+
+
+async def authenticate_api_key(secret: str) -> Actor | None:
+    """The actor a bearer secret stands for, or None when unknown, revoked, expired or inactive."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        return None
+    row: dict[str, Any] | None = (
+        await ApiKey.select(
+            ApiKey.id,
+            ApiKey.user,
+            ApiKey.project,
+            ApiKey.scopes,
+            ApiKey.expires_at,
+            ApiKey.revoked_at,
+            ApiKey.last_used_at,
+        )
+        .where(ApiKey.secret_hash == hash_secret(secret))
+        .first()
+        .output(load_json=True)
+    )
+    now = datetime.now(UTC)
+    if (
+        row is None
+        or row["revoked_at"] is not None
+        or (row["expires_at"] is not None and row["expires_at"] <= now)
+    ):
+        return None
+    user: User | None = await User.objects().where((User.id == row["user"]) & (User.active == True)).first()  # noqa: E712
+    if user is None:
+        return None
+    if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_RESOLUTION:
+        await ApiKey.update({ApiKey.last_used_at: now}).where(ApiKey.id == row["id"])
+    return await actor_for(
+        user, key_project_id=row["project"], read_only=is_read_only(row["scopes"]), api_key_id=row["id"]
+    )

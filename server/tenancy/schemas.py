@@ -1,0 +1,111 @@
+"""Tenancy DTOs: projects, members, API keys (msgspec)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+ProjectName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Origin = Annotated[str, msgspec.Meta(min_length=1, max_length=255, examples=["https://shop.example"])]
+Colour = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#2563eb"])]
+Text = Annotated[str, msgspec.Meta(max_length=2000)]
+Role = Literal["manager", "agent"]
+
+
+class ProjectCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: ProjectName
+    allowed_origins: Annotated[list[Origin], msgspec.Meta(max_length=50)] = []
+
+
+class ProjectUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Only the fields present change."""
+
+    name: ProjectName | UnsetType = UNSET
+    allowed_origins: Annotated[list[Origin], msgspec.Meta(max_length=50)] | UnsetType = UNSET
+    widget_color: Colour | UnsetType = UNSET
+    greeting_text: Text | UnsetType = UNSET
+    offline_text: Text | UnsetType = UNSET
+    enforce_identity: bool | UnsetType = UNSET
+
+
+class ProjectView(msgspec.Struct):
+    id: int
+    name: str
+    public_key: str
+    allowed_origins: list[str]
+    widget_color: str
+    greeting_text: str
+    offline_text: str
+    enforce_identity: bool
+    created_at: datetime
+    role: Role | None = None
+    """The caller's role in the project (admins: manager)."""
+
+
+class ProjectSecretsView(msgspec.Struct):
+    """Managers only: what a site needs to sign visitor identities."""
+
+    identity_secret: str
+
+
+class MemberAdd(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+    role: Role = "agent"
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+
+
+class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    role: Role
+
+
+class MemberView(msgspec.Struct):
+    user_id: int
+    email: str
+    name: str
+    role: Role
+    active: bool
+    created_at: datetime
+
+
+class MemberAdded(msgspec.Struct):
+    member: MemberView
+    invited: bool
+    set_password_url: str | None = None
+    """For an invited (new) user: the one-time link to choose a password. E-mail delivery comes later."""
+
+
+class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    project_id: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
+    read_only: bool = False
+    expires_at: datetime | None = None
+
+
+class ApiKeyView(msgspec.Struct):
+    id: int
+    name: str
+    prefix: str
+    user_id: int
+    project_id: int | None
+    read_only: bool
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+class ApiKeyCreated(msgspec.Struct):
+    key: ApiKeyView
+    secret: str
+    """Shown once. Store it now: only its hash is kept."""
+
+
+class RealtimeToken(msgspec.Struct):
+    token: str
+    expires_at: int
+    """Unix time."""
+    url: str
+    """Socket.IO path on the realtime process; connect with transports: ['websocket']."""

@@ -1,0 +1,211 @@
+"""Tenancy write side: projects, their settings and widget key, and memberships."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from piccolo.columns import Column
+from redis.asyncio import Redis
+from saq.queue.base import Queue
+
+from server.accounts import services as accounts
+from server.accounts.tables import User
+from server.database import engine
+from server.errors import Conflict, Invalid, NotFound
+from server.redis_client import Keys
+from server.tenancy.access import ProjectRole
+from server.tenancy.schemas import ProjectUpdate
+from server.tenancy.tables import Project, ProjectMember, new_identity_secret, new_public_key
+
+INVITE_TTL_SECONDS = 7 * 24 * 3600
+CLEAR_PROJECT_KEYS_JOB = "clear_project_keys"
+
+
+def check_origins(origins: list[str]) -> list[str]:
+    """Normalised ``scheme://host[:port]`` origins (or ``*`` for any), or :class:`Invalid`."""
+    cleaned: list[str] = []
+    for origin in origins:
+        value = origin.strip().rstrip("/").lower()
+        if value == "*":
+            cleaned.append(value)
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise Invalid(
+                f"{origin!r} is not an origin like https://shop.example",
+                fields={"allowed_origins": "bad origin"},
+            )
+        cleaned.append(f"{parts.scheme}://{parts.netloc}")
+    return list(dict.fromkeys(cleaned))
+
+
+async def create_project(name: str, allowed_origins: list[str]) -> Project:
+    project = Project(name=name.strip(), allowed_origins=check_origins(allowed_origins))
+    if not project.name:
+        raise Invalid("A project needs a name.", fields={"name": "must not be empty"})
+    await project.save()
+    return project
+
+
+async def get_project(project_id: int) -> Project:
+    project: Project | None = await Project.objects().where(Project.id == project_id).first()
+    if project is None:
+        raise NotFound("No such project.")
+    return project
+
+
+async def update_project(redis: Redis, project_id: int, changes: ProjectUpdate) -> Project:
+    values: dict[Column | str, Any] = {}
+    for field in msgspec.structs.fields(changes):
+        value = getattr(changes, field.name)
+        if value is msgspec.UNSET:
+            continue
+        if field.name == "name":
+            value = value.strip()
+            if not value:
+                raise Invalid("A project needs a name.", fields={"name": "must not be empty"})
+        if field.name == "allowed_origins":
+            value = check_origins(value)
+        values[Project._meta.get_column_by_name(field.name)] = value
+    project = await get_project(project_id)
+    if values:
+        await Project.update(values).where(Project.id == project_id)
+        await redis.delete(Keys.project_by_public_key(project.public_key))
+        project = await get_project(project_id)
+    return project
+
+
+async def rotate_widget_key(redis: Redis, project_id: int) -> Project:
+    project = await get_project(project_id)
+    await Project.update({Project.public_key: new_public_key()}).where(Project.id == project_id)
+    await redis.delete(Keys.project_by_public_key(project.public_key))
+    return await get_project(project_id)
+
+
+async def rotate_identity_secret(project_id: int) -> str:
+    secret = new_identity_secret()
+    await get_project(project_id)
+    await Project.update({Project.identity_secret: secret}).where(Project.id == project_id)
+    return secret
+
+
+async def delete_project(redis: Redis, queue: Queue, project_id: int) -> None:
+    """Delete the project and, by cascade, every row of it; a job then clears its Redis keys."""
+    project = await get_project(project_id)
+    await Project.delete().where(Project.id == project_id)
+    await redis.delete(Keys.project_by_public_key(project.public_key))
+    await queue.enqueue(CLEAR_PROJECT_KEYS_JOB, project_id=project_id, timeout=300, retries=3)
+
+
+async def _member(project_id: int, user_id: int) -> dict[str, Any]:
+    row: dict[str, Any] | None = (
+        await ProjectMember.select(
+            ProjectMember.user.as_alias("user_id"),
+            ProjectMember.user.email.as_alias("email"),
+            ProjectMember.user.name.as_alias("name"),
+            ProjectMember.user.active.as_alias("active"),
+            ProjectMember.role,
+            ProjectMember.created_at,
+        )
+        .where((ProjectMember.project == project_id) & (ProjectMember.user == user_id))
+        .first()
+    )
+    if row is None:
+        raise NotFound("No such member.")
+    return row
+
+
+async def list_members(project_id: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = (
+        await ProjectMember.select(
+            ProjectMember.user.as_alias("user_id"),
+            ProjectMember.user.email.as_alias("email"),
+            ProjectMember.user.name.as_alias("name"),
+            ProjectMember.user.active.as_alias("active"),
+            ProjectMember.role,
+            ProjectMember.created_at,
+        )
+        .where(ProjectMember.project == project_id)
+        .order_by(ProjectMember.id)
+    )
+    return rows
+
+
+async def _issue_invite(redis: Redis, user_id: int) -> str:
+    token = secrets.token_urlsafe(32)
+    await redis.set(
+        Keys.invite(hashlib.sha256(token.encode()).hexdigest()), str(user_id), ex=INVITE_TTL_SECONDS
+    )
+    return token
+
+
+async def add_member(
+    redis: Redis, project_id: int, email: str, role: ProjectRole, *, name: str = ""
+) -> tuple[dict[str, Any], str | None]:
+    """Add an existing user, or invite a new one (inactive until they set a password).
+
+    Returns the member row and, for an invitation, the one-time set-password token.
+    """
+    normalized = accounts.check_email(email)
+    await get_project(project_id)
+    user: User | None = await User.objects().where(User.email == normalized).first()
+    invite_token = None
+    if user is None:
+        user = await accounts.create_user(normalized, None, name=name, active=False)
+        invite_token = await _issue_invite(redis, user.id)
+    if await ProjectMember.exists().where(
+        (ProjectMember.project == project_id) & (ProjectMember.user == user.id)
+    ):
+        raise Conflict("This user is already a member of the project.", code="already_member")
+    await ProjectMember(project=project_id, user=user.id, role=role.value).save()
+    return await _member(project_id, user.id), invite_token
+
+
+async def accept_invite(redis: Redis, token: str, password: str) -> User:
+    """Set the password of an invited user and activate them; the token works once."""
+    accounts.check_new_password(password)
+    raw = await redis.getdel(Keys.invite(hashlib.sha256(token.encode()).hexdigest()))
+    if raw is None:
+        raise NotFound("This link is unknown, used or expired.", code="invite_invalid")
+    user_id = int(raw)
+    await accounts.set_password(user_id, password)
+    await User.update({User.active: True}).where(User.id == user_id)
+    user: User | None = await User.objects().where(User.id == user_id).first()
+    assert user is not None
+    return user
+
+
+async def _lock_managers(project_id: int) -> int:
+    """Lock the project's manager rows and count them (callers hold a transaction)."""
+    rows = (
+        await ProjectMember.select(ProjectMember.id)
+        .where((ProjectMember.project == project_id) & (ProjectMember.role == ProjectRole.MANAGER.value))
+        .lock_rows("UPDATE")
+    )
+    return len(rows)
+
+
+async def change_member_role(project_id: int, user_id: int, role: ProjectRole) -> dict[str, Any]:
+    async with engine().transaction():
+        current = await _member(project_id, user_id)
+        demoting = current["role"] == ProjectRole.MANAGER.value and role is not ProjectRole.MANAGER
+        if demoting and await _lock_managers(project_id) <= 1:
+            raise Conflict("A project must keep at least one manager.", code="last_manager")
+        await ProjectMember.update({ProjectMember.role: role.value}).where(
+            (ProjectMember.project == project_id) & (ProjectMember.user == user_id)
+        )
+    return await _member(project_id, user_id)
+
+
+async def remove_member(project_id: int, user_id: int) -> None:
+    async with engine().transaction():
+        current = await _member(project_id, user_id)
+        if current["role"] == ProjectRole.MANAGER.value and await _lock_managers(project_id) <= 1:
+            raise Conflict("A project must keep at least one manager.", code="last_manager")
+        await ProjectMember.delete().where(
+            (ProjectMember.project == project_id) & (ProjectMember.user == user_id)
+        )
