@@ -1,25 +1,52 @@
 """SAQ worker settings: ``saq tasks.worker.settings``.
 
-The worker consumes ``live-chat-events-queue``. A heartbeat cron job writes the time of its
-last run to Redis every few seconds, so operators (and tests) can see the worker is alive.
+The worker consumes ``live-chat-events-queue``: ``persist_messages`` jobs store queued messages
+(``server/chat/persistence.py``). Beside the jobs it runs two background loops, started at
+``startup`` and stopped at ``shutdown``: the outbox relay (``server/outbox/relay.py``, with its
+own PUBLISHER Redis connection and LISTEN connection) and the mailbox sweep, which re-queues
+messages whose job was lost. A heartbeat cron job writes the time of its last run to Redis every
+few seconds, so operators (and tests) can see the worker is alive.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sys
 import time
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from saq import CronJob
 from saq.types import Context, SettingsDict
 
+from server.chat.mailbox import Mailboxes
+from server.chat.sending import enqueue_stale_mailboxes
 from server.database import connection_pool
+from server.outbox.relay import OutboxRelay
 from server.redis_client import Keys, make_redis
 from server.settings import Settings, SettingsError, configure_logging, get_settings
+from tasks.jobs import persist_messages
 
 HEARTBEAT_TTL_SECONDS = 60
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOptions:
+    """How the worker relays events. The defaults are production's; the benchmark varies them."""
+
+    fast_path: bool = True
+    """Publish a job's events right after its commit (the relay still guarantees delivery)."""
+    relay_listen: bool = True
+    """Wake the relay with LISTEN/NOTIFY; without it the relay only polls."""
+    relay_sweep_interval: float = 1.0
+    """Seconds between the relay's safety-net passes (its poll interval when not listening)."""
+    mailbox_sweep_interval: float = 2.0
+    mailbox_stale_after: float = 5.0
 
 
 class WorkerContext(Context, total=False):
@@ -27,6 +54,11 @@ class WorkerContext(Context, total=False):
 
     redis: Redis
     resources: AsyncExitStack
+    publisher: Redis
+    """The dedicated PUBLISHER connection (pub/sub role), shared by the relay and the fast path."""
+    mailboxes: Mailboxes
+    fast_path: bool
+    relay: OutboxRelay
 
 
 def _load_settings() -> Settings:
@@ -45,14 +77,48 @@ async def heartbeat(ctx: WorkerContext) -> float:
     return now
 
 
-async def startup(ctx: WorkerContext) -> None:
-    settings = get_settings()
-    configure_logging(settings)
-    resources = AsyncExitStack()
-    await resources.enter_async_context(connection_pool(settings.database.pool_size))
-    ctx["redis"] = make_redis(settings.redis)
-    resources.push_async_callback(ctx["redis"].aclose)
-    ctx["resources"] = resources
+async def _sweep_mailboxes(ctx: WorkerContext, options: PipelineOptions) -> None:
+    queue = ctx["worker"].queue
+    while True:
+        await asyncio.sleep(options.mailbox_sweep_interval)
+        try:
+            await enqueue_stale_mailboxes(queue, ctx["mailboxes"], older_than=options.mailbox_stale_after)
+        except Exception as error:  # Redis away: try again next round
+            log.warning("mailbox sweep failed (%s): %s", type(error).__name__, error)
+
+
+def make_startup(options: PipelineOptions) -> Any:
+    async def startup(ctx: WorkerContext) -> None:
+        settings = get_settings()
+        configure_logging(settings)
+        resources = AsyncExitStack()
+        await resources.enter_async_context(connection_pool(settings.database.pool_size))
+        ctx["redis"] = make_redis(settings.redis)
+        resources.push_async_callback(ctx["redis"].aclose)
+        ctx["publisher"] = make_redis(settings.redis, max_connections=4)
+        resources.push_async_callback(ctx["publisher"].aclose)
+        ctx["mailboxes"] = Mailboxes(ctx["redis"])
+        ctx["fast_path"] = options.fast_path
+        relay = OutboxRelay(
+            ctx["publisher"], listen=options.relay_listen, sweep_interval=options.relay_sweep_interval
+        )
+        relay.start()
+        resources.push_async_callback(relay.stop)  # runs before the pools close (LIFO)
+        ctx["relay"] = relay
+        sweeper = asyncio.create_task(_sweep_mailboxes(ctx, options), name="mailbox-sweep")
+        resources.push_async_callback(_cancel, sweeper)
+        ctx["resources"] = resources
+
+    return startup
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+startup = make_startup(PipelineOptions())
 
 
 async def shutdown(ctx: WorkerContext) -> None:
@@ -60,17 +126,20 @@ async def shutdown(ctx: WorkerContext) -> None:
         await ctx["resources"].aclose()
 
 
-def build_settings(settings: Settings) -> SettingsDict[WorkerContext]:
+def build_settings(
+    settings: Settings, options: PipelineOptions | None = None, *, concurrency: int = 10
+) -> SettingsDict[WorkerContext]:
     from server.queue import make_queue
 
-    concurrency = 10
     return {
         "queue": make_queue(settings.redis, concurrency=concurrency),
-        "functions": [heartbeat],
+        "functions": [heartbeat, persist_messages],
         "cron_jobs": [CronJob(heartbeat, cron="* * * * * */5", unique=True)],
         "concurrency": concurrency,
-        "startup": startup,
+        "startup": make_startup(options or PipelineOptions()),
         "shutdown": shutdown,
+        # A killed worker's jobs are found and retried after their timeout; look every 10 s.
+        "timers": {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1},
     }
 
 

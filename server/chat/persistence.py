@@ -1,0 +1,454 @@
+"""The worker's side of the send path: store queued messages, one PostgreSQL transaction per batch.
+
+:func:`persist_mailboxes` takes the messages waiting in the named mailboxes (see
+:mod:`server.chat.mailbox`) and, in one transaction:
+
+1. drops messages whose project is gone, makes sure each visiting sender has a ``visitor`` row
+   and locks those rows (``FOR UPDATE``): one visitor's messages are stored by one transaction at
+   a time;
+2. finds each visitor's conversation (the newest), creating one when there is none and
+   reopening it when it was resolved or snoozed;
+3. locks every target conversation row in id order (no deadlocks between batches), dropping
+   messages for conversations deleted meanwhile;
+4. skips messages already stored (same ``client_msg_id``: a re-run job, a retried send), gives
+   the others ``last_seq + 1, + 2, ...`` in arrival order and inserts them in one statement
+   (``ON CONFLICT (conversation, client_msg_id) DO NOTHING`` as the last guard);
+5. bumps ``last_seq`` / ``last_message_at`` and records the outbox events
+   (``conversation.created``, ``conversation.status_changed``, ``message.created``), then commits.
+
+After the commit it pops the stored items from their mailboxes and publishes the new events at
+once (the fast path); the relay publishes whatever that misses. Every step tolerates a crash at
+any point: a re-run stores nothing twice and skips no seq.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from server.chat.mailbox import Mailboxes, decode
+from server.chat.schemas import MessageKind, MessageView, PendingMessage
+from server.chat.tables import Conversation, Message
+from server.database import engine
+from server.outbox.events import EventType
+from server.outbox.record import NewEvent, record_events
+from server.outbox.relay import publish_pending
+
+log = logging.getLogger(__name__)
+
+MAX_PER_MAILBOX = 500
+"""Messages taken from one mailbox per transaction; a longer backlog takes several rounds."""
+MAX_ROUNDS = 20
+
+_REOPENED_FROM = {Conversation.Status.RESOLVED.value, Conversation.Status.SNOOZED.value}
+
+
+class MessagesDropped(Exception):
+    """Some messages can never be stored (their conversation or project was deleted).
+
+    Not transient: the job that meets it must fail visibly instead of retrying. The messages are
+    kept in ``parley:mailbox-dead`` with the reason.
+    """
+
+
+@dataclass
+class PersistOutcome:
+    taken: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    conversations_created: int = 0
+    conversations_reopened: int = 0
+    published: int = 0
+    dropped: list[str] = field(default_factory=list)
+    """One line per reason messages were dropped."""
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "taken": self.taken,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "conversations_created": self.conversations_created,
+            "conversations_reopened": self.conversations_reopened,
+            "published": self.published,
+            "dropped": len(self.dropped),
+        }
+
+
+@dataclass
+class _Item:
+    mailbox: str
+    raw: bytes
+    message: PendingMessage
+    conversation_id: int | None = None
+
+
+@dataclass
+class _ConversationRow:
+    id: int
+    project_id: int
+    status: str
+    last_seq: int
+    visitor_uid: str
+
+
+@dataclass
+class _Round:
+    """What one transaction decided, kept for after the commit."""
+
+    items: dict[str, list[_Item]]
+    dead: dict[str, list[bytes]] = field(default_factory=dict)
+    event_ids: list[int] = field(default_factory=list)
+
+
+async def persist_mailboxes(
+    mailboxes: Mailboxes, keys: Sequence[str], *, publisher: Redis | None = None
+) -> PersistOutcome:
+    """Store everything waiting in ``keys``' mailboxes. Idempotent; safe to run concurrently.
+
+    ``publisher`` enables the after-commit fast path. Raises whatever PostgreSQL or Redis raise
+    (transient: the job retries); messages that can never be stored are reported in
+    ``outcome.dropped`` after the rest is committed.
+    """
+    outcome = PersistOutcome()
+    pending = list(dict.fromkeys(keys))
+    for _ in range(MAX_ROUNDS):
+        taken = await mailboxes.read(pending, MAX_PER_MAILBOX)
+        if not taken:
+            break
+        current = _Round(items=_decode(taken, outcome))
+        async with engine().transaction():
+            await _store(current, outcome)
+        for reason, items in current.dead.items():
+            await mailboxes.bury(items, reason)
+        await mailboxes.pop(taken)
+        outcome.taken += sum(len(items) for items in taken.values())
+        if publisher is not None and current.event_ids:
+            outcome.published += await publish_pending(publisher, ids=current.event_ids)
+        pending = [key for key, items in taken.items() if len(items) >= MAX_PER_MAILBOX]
+        if not pending:
+            break
+    return outcome
+
+
+def _decode(taken: dict[str, list[bytes]], outcome: PersistOutcome) -> dict[str, list[_Item]]:
+    decoded: dict[str, list[_Item]] = {}
+    for key, raws in taken.items():
+        items = []
+        for raw in raws:
+            try:
+                items.append(_Item(mailbox=key, raw=raw, message=decode(raw)))
+            except msgspec.DecodeError:
+                log.error("undecodable message in %s dropped: %r", key, raw[:200])
+                outcome.dropped.append(f"undecodable message in {key}")
+        decoded[key] = items
+    return decoded
+
+
+def _drop(current: _Round, outcome: PersistOutcome, reason: str, items: list[_Item]) -> None:
+    if not items:
+        return
+    ids = ", ".join(str(item.message.client_msg_id) for item in items[:10])
+    more = f" and {len(items) - 10} more" if len(items) > 10 else ""
+    line = f"{reason}: {len(items)} message(s) dropped (client_msg_id {ids}{more})"
+    outcome.dropped.append(line)
+    current.dead.setdefault(reason, []).extend(item.raw for item in items)
+    log.warning("%s", line)
+
+
+async def _store(current: _Round, outcome: PersistOutcome) -> None:
+    connection: Any = engine().current_transaction.get().connection  # type: ignore[union-attr]
+    items = [item for stream in current.items.values() for item in stream]
+    projects = await _live_projects(connection, {item.message.project_id for item in items})
+    _drop(current, outcome, "project deleted", [i for i in items if i.message.project_id not in projects])
+    live = [item for item in items if item.message.project_id in projects]
+
+    visitors = [item for item in live if item.message.kind is MessageKind.VISITOR]
+    events: list[NewEvent] = []
+    closed: dict[int, str] = {}
+    if visitors:
+        closed = await _resolve_visitor_conversations(connection, visitors, events, outcome)
+
+    targets = {item.conversation_id or item.message.conversation_id for item in live}
+    rows = await _lock_conversations(connection, sorted(t for t in targets if t is not None))
+    storable: dict[int, list[_Item]] = defaultdict(list)
+    gone = []
+    for item in live:
+        row = rows.get(item.conversation_id or item.message.conversation_id or 0)
+        if row is None or row.project_id != item.message.project_id:
+            gone.append(item)
+        else:
+            storable[row.id].append(item)
+    _drop(current, outcome, "conversation deleted", gone)
+
+    existing = await _existing_ids(connection, storable)
+    users = await _live_users(connection, storable)
+    now = time.time()
+    new_rows: list[tuple[int, _Item, int]] = []  # (conversation, item, seq)
+    updates: list[tuple[int, int, str]] = []  # (conversation, last_seq, status)
+    for conversation_id, conversation_items in storable.items():
+        row = rows[conversation_id]
+        seen: set[uuid.UUID] = set()
+        ordered = _interleave(conversation_items)
+        seq = row.last_seq
+        for item in ordered:
+            client_msg_id = item.message.client_msg_id
+            if client_msg_id in seen or (conversation_id, client_msg_id) in existing:
+                outcome.duplicates += 1
+                continue
+            seen.add(client_msg_id)
+            seq += 1
+            new_rows.append((conversation_id, item, seq))
+        if seq == row.last_seq:
+            continue  # nothing new: a re-run, or only duplicates
+        status = row.status
+        if conversation_id in closed and any(i.message.kind is MessageKind.VISITOR for i in ordered):
+            status = Conversation.Status.OPEN.value
+            events.append(_reopened_event(row, closed[conversation_id], now))
+            outcome.conversations_reopened += 1
+        updates.append((conversation_id, seq, status))
+
+    stored = await _insert_messages(connection, new_rows, rows, users)
+    await _update_conversations(connection, updates)
+    for view, project_id in stored:
+        events.append(
+            NewEvent(
+                type=EventType.MESSAGE_CREATED,
+                project_id=project_id,
+                conversation_id=view.conversation_id,
+                seq=view.seq,
+                data=msgspec.to_builtins(view),
+                at=now,
+            )
+        )
+    outcome.stored += len(stored)
+    current.event_ids = await record_events(events)
+
+
+def _interleave(items: list[_Item]) -> list[_Item]:
+    """Merge the streams meeting in one conversation by acceptance time.
+
+    Each mailbox is already in arrival order and keeps it: ``heapq.merge`` only ever takes the
+    head of a stream, so clocks that differ between API nodes cannot reorder one sender's messages.
+    """
+    streams: dict[str, list[_Item]] = defaultdict(list)
+    for item in items:
+        streams[item.mailbox].append(item)
+    if len(streams) == 1:
+        return items
+    return list(heapq.merge(*streams.values(), key=lambda item: item.message.accepted_at))
+
+
+async def _live_projects(connection: Any, project_ids: set[int]) -> set[int]:
+    # FOR KEY SHARE: a project cannot be deleted under us between this check and the inserts.
+    rows = await connection.fetch(
+        "SELECT id FROM project WHERE id = ANY($1::int[]) FOR KEY SHARE", list(project_ids)
+    )
+    return {row["id"] for row in rows}
+
+
+async def _resolve_visitor_conversations(
+    connection: Any, items: list[_Item], events: list[NewEvent], outcome: PersistOutcome
+) -> dict[int, str]:
+    """Set ``conversation_id`` on visitor items; return those that are resolved or snoozed (id -> status).
+
+    A closed conversation is reopened by the caller only if the visitor's batch adds a message.
+    """
+    pairs = sorted({(item.message.project_id, item.message.visitor_uid or "") for item in items})
+    projects = [project for project, _ in pairs]
+    uids = [uid for _, uid in pairs]
+    await connection.execute(
+        "INSERT INTO visitor (project, uid) SELECT * FROM unnest($1::int[], $2::varchar[]) "
+        "ON CONFLICT (project, uid) DO NOTHING",
+        projects,
+        uids,
+    )
+    visitor_rows = await connection.fetch(
+        "SELECT v.id, v.project, v.uid FROM visitor v "
+        "JOIN unnest($1::int[], $2::varchar[]) AS w(project, uid) ON v.project = w.project AND v.uid = w.uid "
+        "ORDER BY v.id FOR UPDATE OF v",
+        projects,
+        uids,
+    )
+    visitor_ids = {(row["project"], row["uid"]): row["id"] for row in visitor_rows}
+    latest = await connection.fetch(
+        "SELECT DISTINCT ON (visitor) id, visitor, status FROM conversation "
+        "WHERE visitor = ANY($1::int[]) ORDER BY visitor, created_at DESC, id DESC",
+        list(visitor_ids.values()),
+    )
+    conversation_of = {row["visitor"]: (row["id"], row["status"]) for row in latest}
+    missing = [
+        (key, visitor_id) for key, visitor_id in visitor_ids.items() if visitor_id not in conversation_of
+    ]
+    now = time.time()
+    if missing:
+        created = await connection.fetch(
+            "INSERT INTO conversation (project, visitor) SELECT * FROM unnest($1::int[], $2::int[]) "
+            "RETURNING id, project, visitor, status, extract(epoch FROM created_at) AS created_at",
+            [project for (project, _), _ in missing],
+            [visitor_id for _, visitor_id in missing],
+        )
+        uid_of = {visitor_id: uid for (_, uid), visitor_id in missing}
+        for row in created:
+            conversation_of[row["visitor"]] = (row["id"], row["status"])
+            events.append(
+                NewEvent(
+                    type=EventType.CONVERSATION_CREATED,
+                    project_id=row["project"],
+                    conversation_id=row["id"],
+                    data={
+                        "id": row["id"],
+                        "visitor_uid": uid_of[row["visitor"]],
+                        "status": row["status"],
+                        "created_at": float(row["created_at"]),
+                    },
+                    at=now,
+                )
+            )
+        outcome.conversations_created += len(created)
+    closed: dict[int, str] = {}
+    for visitor_id in visitor_ids.values():
+        conversation_id, status = conversation_of[visitor_id]
+        if status in _REOPENED_FROM:
+            closed[conversation_id] = status
+    for item in items:
+        visitor_id = visitor_ids[(item.message.project_id, item.message.visitor_uid or "")]
+        item.conversation_id = conversation_of[visitor_id][0]
+    return closed
+
+
+def _reopened_event(row: _ConversationRow, previous: str, at: float) -> NewEvent:
+    return NewEvent(
+        type=EventType.CONVERSATION_STATUS_CHANGED,
+        project_id=row.project_id,
+        conversation_id=row.id,
+        data={
+            "id": row.id,
+            "status": Conversation.Status.OPEN.value,
+            "previous_status": previous,
+            "visitor_uid": row.visitor_uid,
+            "reason": "visitor_wrote",
+        },
+        at=at,
+    )
+
+
+async def _lock_conversations(connection: Any, ids: list[int]) -> dict[int, _ConversationRow]:
+    if not ids:
+        return {}
+    rows = await connection.fetch(
+        "SELECT c.id, c.project, c.status, c.last_seq, v.uid FROM conversation c "
+        "JOIN visitor v ON v.id = c.visitor WHERE c.id = ANY($1::int[]) ORDER BY c.id FOR UPDATE OF c",
+        ids,
+    )
+    return {
+        row["id"]: _ConversationRow(
+            id=row["id"],
+            project_id=row["project"],
+            status=row["status"],
+            last_seq=row["last_seq"],
+            visitor_uid=row["uid"],
+        )
+        for row in rows
+    }
+
+
+async def _existing_ids(connection: Any, storable: dict[int, list[_Item]]) -> set[tuple[int, uuid.UUID]]:
+    if not storable:
+        return set()
+    ids = list({item.message.client_msg_id for items in storable.values() for item in items})
+    rows = await connection.fetch(
+        "SELECT conversation, client_msg_id FROM message "
+        "WHERE conversation = ANY($1::int[]) AND client_msg_id = ANY($2::uuid[])",
+        list(storable),
+        ids,
+    )
+    return {(row["conversation"], row["client_msg_id"]) for row in rows}
+
+
+async def _live_users(connection: Any, storable: dict[int, list[_Item]]) -> set[int]:
+    """Senders still present; a deleted agent's message is kept without a sender (SET NULL)."""
+    ids = {item.message.sender_user_id for items in storable.values() for item in items}
+    ids.discard(None)
+    if not ids:
+        return set()
+    rows = await connection.fetch("SELECT id FROM parley_user WHERE id = ANY($1::int[])", list(ids))
+    return {row["id"] for row in rows}
+
+
+_SENDER_KIND = {
+    MessageKind.VISITOR: Message.SenderKind.VISITOR.value,
+    MessageKind.AGENT_REPLY: Message.SenderKind.AGENT.value,
+    MessageKind.AGENT_NOTE: Message.SenderKind.AGENT.value,
+    MessageKind.SYSTEM: Message.SenderKind.SYSTEM.value,
+}
+
+
+async def _insert_messages(
+    connection: Any,
+    new_rows: list[tuple[int, _Item, int]],
+    conversations: dict[int, _ConversationRow],
+    users: set[int],
+) -> list[tuple[MessageView, int]]:
+    if not new_rows:
+        return []
+    senders = [item.message.sender_user_id for _, item, _ in new_rows]
+    rows = await connection.fetch(
+        "INSERT INTO message (project, conversation, seq, sender_kind, sender_user, body, private, "
+        "client_msg_id) SELECT * FROM unnest($1::int[], $2::int[], $3::int[], $4::varchar[], $5::int[], "
+        "$6::text[], $7::bool[], $8::uuid[]) ON CONFLICT (conversation, client_msg_id) DO NOTHING "
+        "RETURNING id, conversation, seq, client_msg_id, extract(epoch FROM created_at) AS created_at",
+        [item.message.project_id for _, item, _ in new_rows],
+        [conversation_id for conversation_id, _, _ in new_rows],
+        [seq for _, _, seq in new_rows],
+        [_SENDER_KIND[item.message.kind] for _, item, _ in new_rows],
+        [sender if sender in users else None for sender in senders],
+        [item.message.body for _, item, _ in new_rows],
+        [item.message.kind is MessageKind.AGENT_NOTE for _, item, _ in new_rows],
+        [item.message.client_msg_id for _, item, _ in new_rows],
+    )
+    if len(rows) != len(new_rows):
+        # Under the row locks no other writer can have inserted these ids; if one did, storing
+        # the rest would leave a seq gap. Roll back; the job retries and skips them cleanly.
+        raise RuntimeError(f"{len(new_rows) - len(rows)} message(s) appeared concurrently; retrying")
+    by_key = {(row["conversation"], row["seq"]): row for row in rows}
+    stored = []
+    for conversation_id, item, seq in new_rows:
+        row = by_key[(conversation_id, seq)]
+        message = item.message
+        sender = message.sender_user_id if message.sender_user_id in users else None
+        view = MessageView(
+            id=row["id"],
+            conversation_id=conversation_id,
+            seq=seq,
+            sender_kind=_SENDER_KIND[message.kind],
+            sender_user_id=sender,
+            visitor_uid=conversations[conversation_id].visitor_uid,
+            body=message.body,
+            private=message.kind is MessageKind.AGENT_NOTE,
+            client_msg_id=message.client_msg_id,
+            created_at=float(row["created_at"]),
+        )
+        stored.append((view, message.project_id))
+    return stored
+
+
+async def _update_conversations(connection: Any, updates: list[tuple[int, int, str]]) -> None:
+    if not updates:
+        return
+    await connection.execute(
+        "UPDATE conversation c SET last_seq = u.last_seq, status = u.status, "
+        "last_message_at = CASE WHEN u.last_seq > c.last_seq THEN now() ELSE c.last_message_at END "
+        "FROM unnest($1::int[], $2::int[], $3::varchar[]) AS u(id, last_seq, status) WHERE c.id = u.id",
+        [conversation_id for conversation_id, _, _ in updates],
+        [last_seq for _, last_seq, _ in updates],
+        [status for _, _, status in updates],
+    )
