@@ -64,7 +64,7 @@ async def test_a_rerun_changes_nothing(sender: MessageSender, mailboxes: Mailbox
     await persist_mailboxes(mailboxes, keys)
     # The job runs again after a crash between commit and pop: the same items are back.
     for key, items in raw.items():
-        await mailboxes.redis.rpush(key, *items)  # type: ignore[attr-defined]
+        await mailboxes.redis.rpush(key, *items)
     # And the client retried with the same id after a 503.
     await sender.send(command)
     again = await persist_mailboxes(mailboxes, keys)

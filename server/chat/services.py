@@ -1,0 +1,189 @@
+"""Conversation state changes: status, assignee, read marks. Each records its outbox event in its transaction.
+
+These are the write path for every transport (REST, socket, console): authorise with
+:mod:`server.tenancy.access`, lock the row, change it, record the event, commit. Messages do not
+go through here: they take the queued path in :mod:`server.chat.sending`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from server.chat.tables import Conversation
+from server.database import engine
+from server.errors import Forbidden, Invalid, NotFound
+from server.outbox.events import EventType
+from server.outbox.record import record_event
+from server.tenancy.access import Actor, ProjectRole, can_write, has_project_role, role_in
+from server.tenancy.tables import ProjectMember
+
+
+class ConversationState(msgspec.Struct, frozen=True, kw_only=True):
+    """A conversation's state after a change (also the core of the events' ``data``)."""
+
+    id: int
+    status: str
+    assignee_id: int | None
+    last_seq: int
+    visitor_uid: str
+
+
+def _require_agent(actor: Actor, project_id: int) -> None:
+    if role_in(actor, project_id) is None:
+        raise NotFound("No such conversation.")
+    if not has_project_role(actor, project_id, ProjectRole.AGENT) or not can_write(actor):
+        raise Forbidden("Only the project's agents may change conversations.")
+
+
+async def _lock(project_id: int, conversation_id: int) -> dict[str, Any]:
+    row = await (
+        Conversation.select(
+            Conversation.id,
+            Conversation.status,
+            Conversation.assignee,
+            Conversation.last_seq,
+            Conversation.visitor.uid.as_alias("visitor_uid"),
+        )
+        .where((Conversation.id == conversation_id) & (Conversation.project == project_id))
+        .lock_rows("UPDATE", of=(Conversation,))
+        .first()
+    )
+    if row is None:
+        raise NotFound("No such conversation.")
+    return row
+
+
+def _state(row: dict[str, Any], **changes: Any) -> ConversationState:
+    values = {
+        "id": row["id"],
+        "status": row["status"],
+        "assignee_id": row["assignee"],
+        "last_seq": row["last_seq"],
+        "visitor_uid": row["visitor_uid"],
+    }
+    values.update(changes)
+    return ConversationState(**values)
+
+
+async def change_status(
+    actor: Actor, project_id: int, conversation_id: int, status: Conversation.Status | str
+) -> ConversationState:
+    """Set a conversation's status (open, pending, snoozed, resolved).
+
+    Records ``conversation.status_changed`` with ``previous_status`` and who changed it; a change to
+    the current status records nothing.
+    """
+    _require_agent(actor, project_id)
+    try:
+        new_status = Conversation.Status(status)
+    except ValueError:
+        raise Invalid("Unknown status.", fields={"status": str(status)}) from None
+    async with engine().transaction():
+        row = await _lock(project_id, conversation_id)
+        if row["status"] == new_status.value:
+            return _state(row)
+        await Conversation.update({Conversation.status: new_status.value}).where(
+            Conversation.id == conversation_id
+        )
+        state = _state(row, status=new_status.value)
+        await record_event(
+            EventType.CONVERSATION_STATUS_CHANGED,
+            project_id=project_id,
+            conversation_id=conversation_id,
+            data={
+                **msgspec.to_builtins(state),
+                "previous_status": row["status"],
+                "changed_by": actor.user_id,
+            },
+        )
+    return state
+
+
+async def assign(
+    actor: Actor, project_id: int, conversation_id: int, assignee_id: int | None
+) -> ConversationState:
+    """Assign a conversation to a member of the project (agent or manager), or unassign with None.
+
+    Records ``conversation.assigned`` with ``previous_assignee_id``; no change records nothing.
+    """
+    _require_agent(actor, project_id)
+    async with engine().transaction():
+        if assignee_id is not None:
+            member = await ProjectMember.exists().where(
+                (ProjectMember.project == project_id) & (ProjectMember.user == assignee_id)
+            )
+            if not member:
+                raise Invalid(
+                    "The assignee is not a member of this project.", fields={"assignee_id": "invalid"}
+                )
+        row = await _lock(project_id, conversation_id)
+        if row["assignee"] == assignee_id:
+            return _state(row)
+        await Conversation.update({Conversation.assignee: assignee_id}).where(
+            Conversation.id == conversation_id
+        )
+        state = _state(row, assignee_id=assignee_id)
+        await record_event(
+            EventType.CONVERSATION_ASSIGNED,
+            project_id=project_id,
+            conversation_id=conversation_id,
+            data={
+                **msgspec.to_builtins(state),
+                "previous_assignee_id": row["assignee"],
+                "assigned_by": actor.user_id,
+            },
+        )
+    return state
+
+
+async def mark_read(
+    project_id: int,
+    conversation_id: int,
+    seq: int,
+    *,
+    actor: Actor | None = None,
+    visitor_uid: str | None = None,
+) -> int:
+    """Record that an agent (``actor``) or the conversation's visitor (``visitor_uid``) read up to ``seq``.
+
+    Read marks are not stored in a table yet: the durable record is the outbox event
+    ``conversation.read`` (``reader`` = ``{"kind": "agent", "user_id"}`` or ``{"kind": "visitor",
+    "visitor_uid"}``), which consumers keep as the latest seq per reader. ``seq`` is clamped to the
+    conversation's ``last_seq``. Returns the seq recorded.
+    """
+    if (actor is None) == (visitor_uid is None):
+        raise ValueError("mark_read needs exactly one reader: actor or visitor_uid")
+    if seq < 0:
+        raise Invalid("seq must not be negative.", fields={"seq": str(seq)})
+    if actor is not None and role_in(actor, project_id) is None:
+        raise NotFound("No such conversation.")
+    async with engine().transaction():
+        row = await (
+            Conversation.select(Conversation.last_seq, Conversation.visitor.uid.as_alias("visitor_uid"))
+            .where((Conversation.id == conversation_id) & (Conversation.project == project_id))
+            .first()
+        )
+        if row is None or (visitor_uid is not None and row["visitor_uid"] != visitor_uid):
+            raise NotFound("No such conversation.")
+        read_seq: int = min(seq, row["last_seq"])
+        reader: dict[str, Any] = (
+            {"kind": "agent", "user_id": actor.user_id}
+            if actor is not None
+            else {"kind": "visitor", "visitor_uid": visitor_uid}
+        )
+        await record_event(
+            EventType.CONVERSATION_READ,
+            project_id=project_id,
+            conversation_id=conversation_id,
+            # The seq read goes in data only: the envelope's seq names a message (clients drop
+            # duplicates by (conversation, seq)).
+            data={
+                "id": conversation_id,
+                "seq": read_seq,
+                "reader": reader,
+                "visitor_uid": row["visitor_uid"],
+            },
+        )
+    return read_seq
