@@ -1,22 +1,35 @@
-"""The ``realtime`` process: a socketify server on REALTIME_HOST:REALTIME_PORT.
+"""The ``realtime`` process: the Socket.IO gateway on REALTIME_HOST:REALTIME_PORT.
 
-For now it holds its port and answers ``GET /healthz``; the Socket.IO gateway is built on it
-by the realtime issue. socketify's default loop busy-polls (a whole core at 100%), so until the
-event-driven asyncio integration lands this process drives libuv directly with a blocking
-``uv_run``: zero CPU while idle. Signals then take their default action (terminate), which is
-a clean stop for a process that holds no state.
+``python -m server realtime``. Assembles the gateway (one SUBSCRIBER Redis connection, one
+publisher pool, a PostgreSQL pool for reads, the send service), serves ``/healthz`` and
+``/socket.io/``, and runs asyncio with libuv driven event-wise (:mod:`server.realtime.loop`).
+SIGTERM and SIGINT close every socket with a normal close (clients reconnect elsewhere) and exit 0.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import signal
 import sys
 from typing import Any
 
 from socketify import App
 
-from server.settings import configure_logging, get_settings
+from server.realtime.auth import Authenticator, load_api_key_hook
+from server.realtime.config import RealtimeConfig, load_realtime_config
+from server.realtime.fanout import Fanout
+from server.realtime.gateway import Gateway
+from server.realtime.handlers import Sender, Services
+from server.realtime.loop import EventLoop
+from server.realtime.presence import Presence
+from server.realtime.store import Store
+from server.redis_client import PREFIX, make_redis
+from server.settings import Settings, configure_logging, get_settings
+
+log = logging.getLogger(__name__)
 
 HEALTH_BODY = json.dumps({"status": "ok", "process": "realtime"})
 
@@ -32,24 +45,162 @@ def not_found(res: Any, req: Any) -> None:
     res.end(json.dumps({"code": "not_found", "message": "No such route on the realtime gateway."}))
 
 
+def _make_sender(settings: Settings, redis: Any) -> tuple[Sender | None, Any]:
+    """The pipeline's send service and its queue, or (None, None) when it is not installed."""
+    try:
+        from server.chat.sending import MessageSender
+        from server.queue import make_queue
+    except ImportError:
+        log.warning("server.chat.sending is missing: message:send answers 'unavailable'")
+        return None, None
+    queue = make_queue(settings.redis)
+    sender: Sender = MessageSender(queue, redis)
+    return sender, queue
+
+
+class Process:
+    """Everything the realtime process owns, started and stopped in order."""
+
+    def __init__(self, settings: Settings, config: RealtimeConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.app = App()
+        self.events = EventLoop(self.app)
+        self.redis = make_redis(settings.redis)
+        self.subscriber = make_redis(settings.redis, max_connections=2)
+        self.store = Store()
+        self.sender, self.queue = _make_sender(settings, self.redis)
+        self.gateway: Gateway | None = None
+        self.background: list[asyncio.Task[None]] = []
+        self.exit_code = 0
+
+    def build(self) -> Gateway:
+        store = self.store
+        fanout_holder: dict[str, Fanout] = {}
+
+        async def publish(envelope: Any) -> None:
+            await fanout_holder["fanout"].publish(envelope)
+
+        async def visitor_of(conversation_id: int) -> str | None:
+            owner = await store.conversation_owner(conversation_id)
+            return owner.visitor_uid if owner else None
+
+        presence = Presence(
+            self.redis,
+            node_id=self.config.node_id,
+            grace_ms=self.config.presence_grace_ms,
+            ttl_ms=self.config.presence_ttl_ms,
+            publish=publish,
+        )
+        services = Services(
+            store=store, presence=presence, publish=publish, sender=self.sender, emit_with_ack=_unset
+        )
+        gateway = Gateway(
+            self.app,
+            self.events,
+            self.config,
+            fanout=Fanout(
+                self.redis,
+                self.subscriber,
+                publish_local=lambda topic, text: gateway.publish_local(topic, text),
+                after_publish=self.events.wake,
+                visitor_of_conversation=visitor_of,
+                node_channel=f"{PREFIX}:rt:node:{self.config.node_id}",
+            ),
+            presence=presence,
+            authenticator=Authenticator(store, self.settings.security.secret_key, load_api_key_hook()),
+            services=services,
+        )
+        fanout_holder["fanout"] = gateway.fanout
+        self.gateway = gateway
+        return gateway
+
+    async def start(self) -> None:
+        from server.database import engine
+
+        await engine().start_connection_pool(max_size=self.settings.database.pool_size, min_size=1)
+        assert self.gateway is not None
+        await self.gateway.fanout.start()
+        loop = asyncio.get_running_loop()
+        sweep_every = max(0.2, min(1.0, self.config.presence_grace_ms / 2000))
+        self.background = [
+            loop.create_task(self.gateway.run_pinger(), name="pinger"),
+            loop.create_task(self.gateway.presence.run_sweeper(sweep_every), name="presence-sweeper"),
+            loop.create_task(
+                self.gateway.presence.run_heartbeat(self.config.heartbeat_ms / 1000),
+                name="presence-heartbeat",
+            ),
+        ]
+
+    async def stop(self) -> None:
+        assert self.gateway is not None
+        await self.gateway.shutdown()
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.sender is not None:
+            with contextlib.suppress(Exception):
+                await self.sender.aclose()  # type: ignore[attr-defined]
+        await self.gateway.fanout.stop()
+        from server.database import engine
+
+        with contextlib.suppress(Exception):
+            await engine().close_connection_pool()
+        for client in (self.redis, self.subscriber):
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        if self.queue is not None:
+            with contextlib.suppress(Exception):
+                await self.queue.disconnect()
+
+
+async def _unset(*args: Any) -> list[Any]:
+    raise RuntimeError("emit_with_ack is set by the gateway")
+
+
 def serve() -> None:
     settings = get_settings()
+    config = load_realtime_config()
     configure_logging(settings)
-    app = App()
+    process = Process(settings, config)
+    app, events = process.app, process.events
+    gateway = process.build()
     app.get("/healthz", healthz)
+    gateway.mount()
     app.any("/*", not_found)
     listen = settings.realtime
+    app.listen({"port": listen.port, "host": listen.host}, lambda config: None)
+    if getattr(app, "socket", None) is None:
+        print(f"parley realtime: cannot listen on {listen.host}:{listen.port}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    loop = events.asyncio_loop
 
-    def on_listen(config: Any) -> None:
-        if config is None or getattr(config, "port", 0) <= 0:
-            print(
-                f"parley realtime: cannot listen on {listen.host}:{listen.port}", file=sys.stderr, flush=True
-            )
-            sys.exit(1)
-        print(f"parley realtime: listening on {listen.host}:{listen.port}", flush=True)
+    def on_signal() -> None:
+        async def stop() -> None:
+            try:
+                await process.stop()
+            finally:
+                events.stop()
 
-    app.listen({"port": listen.port, "host": listen.host}, on_listen)
+        loop.create_task(stop())
+
+    async def start() -> None:
+        try:
+            await process.start()
+        except Exception as error:
+            print(f"parley realtime: cannot start: {error}", file=sys.stderr, flush=True)
+            process.exit_code = 1
+            events.stop()
+            return
+        print(
+            f"parley realtime: listening on {listen.host}:{listen.port} (node {config.node_id})", flush=True
+        )
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_DFL)
-    app.loop.started = True
-    app.loop.uv_loop.run()
+        loop.add_signal_handler(signum, on_signal)
+    loop.create_task(start())
+    events.run()
+    if process.exit_code:
+        sys.exit(process.exit_code)

@@ -1,0 +1,120 @@
+"""Who is on the other end of a namespace CONNECT: visitor or agent, from the ``auth`` payload.
+
+- ``/visitor``: ``{token}``, a visitor token from the widget session (bound to project + visitor
+  uid). Optional ``project_id`` must match the token's. A browser's ``Origin`` must be one of the
+  project's allowed origins.
+- ``/agent``: ``{token}``, an agent token (``POST /api/v1/realtime/token``) or an API key (also
+  accepted as ``{api_key}``). Optional ``projects: [id, ...]`` narrows the events to those
+  projects; asking for one the agent may not see is refused.
+
+Failures raise :class:`AuthError`, sent to the client as ``connect_error`` with its message and code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.accounts.tokens import InvalidToken, TokenClaims, verify
+from server.realtime.connection import AgentPrincipal, VisitorPrincipal
+from server.realtime.store import Store
+from server.tenancy.access import Actor, visible_project_ids
+from server.tenancy.queries import actor_for
+
+MAX_PROJECTS_ASKED = 1000
+
+ApiKeyHook = Callable[[str], Awaitable[Actor | None]]
+
+
+class AuthError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def load_api_key_hook() -> ApiKeyHook | None:
+    """``server.tenancy.apikeys.authenticate_api_key`` when that module exists (written separately)."""
+    try:
+        module = importlib.import_module("server.tenancy.apikeys")
+    except ImportError:
+        return None
+    hook: ApiKeyHook | None = getattr(module, "authenticate_api_key", None)
+    return hook
+
+
+def _token_of(auth: dict[str, Any]) -> str:
+    token = auth.get("token")
+    if not isinstance(token, str) or not token:
+        raise AuthError("missing_token", "auth.token is required")
+    return token
+
+
+def _claims(token: str, secret_key: str) -> TokenClaims:
+    try:
+        return verify(token, secret_key)
+    except InvalidToken as error:
+        code = "token_expired" if str(error) == "token expired" else "invalid_token"
+        raise AuthError(code, str(error)) from None
+
+
+class Authenticator:
+    def __init__(self, store: Store, secret_key: str, api_key_hook: ApiKeyHook | None) -> None:
+        self._store = store
+        self._secret_key = secret_key
+        self._api_key_hook = api_key_hook
+
+    async def visitor(self, auth: dict[str, Any], origin: str | None) -> VisitorPrincipal:
+        claims = _claims(_token_of(auth), self._secret_key)
+        if claims.kind != "visitor" or claims.project_id is None or not claims.visitor_uid:
+            raise AuthError("wrong_token_kind", "a visitor token is required on /visitor")
+        asked = auth.get("project_id")
+        if asked is not None and asked != claims.project_id:
+            raise AuthError("wrong_project", "the token belongs to another project")
+        if origin is not None and origin not in await self._store.allowed_origins(claims.project_id):
+            raise AuthError("origin_not_allowed", f"origin {origin[:100]} is not allowed for this project")
+        return VisitorPrincipal(project_id=claims.project_id, visitor_uid=claims.visitor_uid)
+
+    async def agent(self, auth: dict[str, Any]) -> AgentPrincipal:
+        api_key = auth.get("api_key")
+        if isinstance(api_key, str) and api_key:
+            actor = await self._actor_from_api_key(api_key)
+        else:
+            token = _token_of(auth)
+            if token.count(".") != 1 and self._api_key_hook is not None:
+                actor = await self._actor_from_api_key(token)
+            else:
+                actor = await self._actor_from_token(_claims(token, self._secret_key))
+        visible = visible_project_ids(actor)
+        if visible is None:
+            visible = await self._store.all_project_ids()
+        asked = auth.get("projects")
+        if asked is not None:
+            if (
+                not isinstance(asked, list)
+                or len(asked) > MAX_PROJECTS_ASKED
+                or not all(isinstance(p, int) and not isinstance(p, bool) for p in asked)
+            ):
+                raise AuthError("invalid_auth", "auth.projects must be a list of project ids")
+            refused = sorted(set(asked) - visible)
+            if refused:
+                raise AuthError("forbidden_project", f"no access to project {refused[0]}")
+            visible = frozenset(asked)
+        return AgentPrincipal(actor=actor, project_ids=frozenset(visible))
+
+    async def _actor_from_token(self, claims: TokenClaims) -> Actor:
+        if claims.kind != "agent" or claims.user_id is None:
+            raise AuthError("wrong_token_kind", "an agent token or API key is required on /agent")
+        user = await self._store.active_user(claims.user_id)
+        if user is None:
+            raise AuthError("invalid_token", "the token's user is unknown or inactive")
+        return await actor_for(user, key_project_id=claims.project_id, read_only=claims.read_only)
+
+    async def _actor_from_api_key(self, secret: str) -> Actor:
+        if self._api_key_hook is None:
+            raise AuthError("invalid_token", "API keys are not accepted here yet")
+        actor = await self._api_key_hook(secret)
+        if actor is None:
+            raise AuthError("invalid_token", "unknown, revoked or expired API key")
+        return actor

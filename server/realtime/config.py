@@ -1,0 +1,64 @@
+"""The gateway's own tunables, read from the environment once (defaults suit production).
+
+| variable | default | meaning |
+|---|---|---|
+| ``REALTIME_PING_INTERVAL_MS`` | 25000 | how often the server pings every socket |
+| ``REALTIME_PING_TIMEOUT_MS`` | 20000 | how long a client may take to answer before it is dropped |
+| ``REALTIME_MAX_PAYLOAD`` | 65536 | largest frame accepted (bytes); bigger ones close the socket (1009) |
+| ``REALTIME_PRESENCE_GRACE_MS`` | 5000 | a subject with no socket left goes offline only after this |
+| ``REALTIME_HEARTBEAT_MS`` | 10000 | how often a node refreshes its sockets' presence entries |
+| ``REALTIME_NODE_ID`` | random | names this process in Redis (visitor uid -> sockets with node) |
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from server.settings import SettingsError
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeConfig:
+    ping_interval_ms: int = 25_000
+    ping_timeout_ms: int = 20_000
+    max_payload: int = 65_536
+    presence_grace_ms: int = 5_000
+    heartbeat_ms: int = 10_000
+    node_id: str = ""
+
+    @property
+    def idle_timeout_seconds(self) -> int:
+        """uWS closes a socket silent for this long: one ping cycle plus its timeout (uWS minimum 8)."""
+        return max(8, -(-(self.ping_interval_ms + self.ping_timeout_ms) // 1000))
+
+    @property
+    def presence_ttl_ms(self) -> int:
+        """A socket entry not refreshed for three heartbeats belongs to a dead node."""
+        return 3 * self.heartbeat_ms
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def load_realtime_config(env: Mapping[str, str] = os.environ) -> RealtimeConfig:
+    return RealtimeConfig(
+        ping_interval_ms=_int(env, "REALTIME_PING_INTERVAL_MS", 25_000, 200, 600_000),
+        ping_timeout_ms=_int(env, "REALTIME_PING_TIMEOUT_MS", 20_000, 200, 600_000),
+        max_payload=_int(env, "REALTIME_MAX_PAYLOAD", 65_536, 1024, 16 * 1024 * 1024),
+        presence_grace_ms=_int(env, "REALTIME_PRESENCE_GRACE_MS", 5_000, 0, 600_000),
+        heartbeat_ms=_int(env, "REALTIME_HEARTBEAT_MS", 10_000, 200, 600_000),
+        node_id=env.get("REALTIME_NODE_ID", "").strip() or "n" + secrets.token_hex(6),
+    )

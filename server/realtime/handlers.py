@@ -1,0 +1,293 @@
+"""Client → server events: validate the payload, authorise, call the domain, return the ack.
+
+A handler returns the value acknowledged to the client, or raises :class:`EventError` (or a domain
+error from :mod:`server.errors`), which becomes ``{"error": {"code", "message"}}`` in the ack, or a
+``server:error`` event when the client asked for no ack. Payloads are decoded with msgspec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Protocol, TypeVar
+
+import msgspec
+
+from server.chat.queries import list_messages
+from server.errors import DomainError
+from server.outbox.envelope import Envelope
+from server.outbox.events import EventType
+from server.realtime.connection import AgentPrincipal, Connection, NamespaceSession, VisitorPrincipal
+from server.realtime.presence import Presence, Subject
+from server.realtime.store import ConversationOwner, Store
+
+MAX_SYNC_CONVERSATIONS = 50
+SYNC_PAGE = 200
+RTT_TIMEOUT_SECONDS = 5.0
+T = TypeVar("T")
+
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+
+
+class EventError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TypingIn(msgspec.Struct, forbid_unknown_fields=True):
+    conversation_id: Id
+    typing: bool
+    private: bool = False
+    """Agents: typing a private note (the visitor is not told)."""
+
+
+class NavigateIn(msgspec.Struct, forbid_unknown_fields=True):
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+    title: Annotated[str, msgspec.Meta(max_length=512)] = ""
+
+
+class ReadIn(msgspec.Struct, forbid_unknown_fields=True):
+    conversation_id: Id
+    seq: Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+
+
+class SyncIn(msgspec.Struct, forbid_unknown_fields=True):
+    conversations: dict[str, Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]]
+
+
+class SendIn(msgspec.Struct, forbid_unknown_fields=True):
+    body: Annotated[str, msgspec.Meta(max_length=20_000)]
+    client_msg_id: uuid.UUID | None = None
+    conversation_id: Id | None = None
+    """Agents: the conversation to write to. Visitors write to their own (leave it out)."""
+    private: bool = False
+    """Agents: a private note."""
+
+
+class PresenceIn(msgspec.Struct, forbid_unknown_fields=True):
+    status: Literal["online", "away"]
+
+
+def decode(args: list[Any], kind: type[T]) -> T:
+    if len(args) != 1:
+        raise EventError("invalid_payload", "expected exactly one argument (an object)")
+    try:
+        return msgspec.convert(args[0], kind)
+    except msgspec.ValidationError as error:
+        raise EventError("invalid_payload", str(error)) from None
+
+
+class Sender(Protocol):
+    async def send(self, command: Any, *, actor: Any = None) -> Any: ...
+
+
+@dataclass(slots=True)
+class Services:
+    """What handlers need from the process, assembled once by the gateway."""
+
+    store: Store
+    presence: Presence
+    publish: Callable[[Envelope], Awaitable[None]]
+    sender: Sender | None
+    emit_with_ack: Callable[[Connection, str, str, Any, float], Awaitable[list[Any]]]
+
+
+Handler = Callable[[Services, Connection, NamespaceSession, list[Any]], Awaitable[Any]]
+
+
+async def _owned(services: Services, session: NamespaceSession, conversation_id: int) -> ConversationOwner:
+    """The conversation, if this socket may act on it; otherwise not_found (never say which)."""
+    owner = await services.store.conversation_owner(conversation_id)
+    principal = session.principal
+    if owner is not None:
+        if isinstance(principal, VisitorPrincipal):
+            if owner.project_id == principal.project_id and owner.visitor_uid == principal.visitor_uid:
+                return owner
+        elif owner.project_id in principal.project_ids:
+            return owner
+    raise EventError("not_found", "no such conversation")
+
+
+def _sender(principal: VisitorPrincipal | AgentPrincipal) -> dict[str, Any]:
+    if isinstance(principal, VisitorPrincipal):
+        return {"kind": "visitor", "visitor_uid": principal.visitor_uid}
+    return {"kind": "agent", "user_id": principal.user_id}
+
+
+async def on_typing(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
+    payload = decode(args, TypingIn)
+    owner = await _owned(services, session, payload.conversation_id)
+    data: dict[str, Any] = {
+        "conversation_id": payload.conversation_id,
+        "visitor_uid": owner.visitor_uid,
+        "sender": _sender(session.principal),
+    }
+    if isinstance(session.principal, AgentPrincipal) and payload.private:
+        data["private"] = True
+    await services.publish(
+        Envelope(
+            type=EventType.TYPING_STARTED if payload.typing else EventType.TYPING_STOPPED,
+            project_id=owner.project_id,
+            at=time.time(),
+            conversation_id=payload.conversation_id,
+            data=data,
+        )
+    )
+    return {"ok": True}
+
+
+async def on_navigate(
+    services: Services, conn: Connection, session: NamespaceSession, args: list[Any]
+) -> Any:
+    principal = session.principal
+    if not isinstance(principal, VisitorPrincipal):
+        raise EventError("unknown_event", "navigate is a visitor event")
+    payload = decode(args, NavigateIn)
+    await services.presence.navigate(principal.project_id, principal.visitor_uid, payload.url, payload.title)
+    return {"ok": True}
+
+
+async def on_read(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
+    payload = decode(args, ReadIn)
+    owner = await _owned(services, session, payload.conversation_id)
+    await services.publish(
+        Envelope(
+            type=EventType.CONVERSATION_READ,
+            project_id=owner.project_id,
+            at=time.time(),
+            conversation_id=payload.conversation_id,
+            data={
+                "conversation_id": payload.conversation_id,
+                "visitor_uid": owner.visitor_uid,
+                "seq": payload.seq,
+                "reader": _sender(session.principal),
+            },
+        )
+    )
+    return {"ok": True}
+
+
+async def on_sync(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
+    """Missed messages per conversation, ascending seq, ``SYNC_PAGE`` at most (then ``has_more``)."""
+    payload = decode(args, SyncIn)
+    if len(payload.conversations) > MAX_SYNC_CONVERSATIONS:
+        raise EventError("invalid_payload", f"at most {MAX_SYNC_CONVERSATIONS} conversations per sync")
+    is_visitor = isinstance(session.principal, VisitorPrincipal)
+    result: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    for key, last_seq in payload.conversations.items():
+        if not key.isdigit() or not 1 <= int(key) < 2**31:
+            errors[key] = {"code": "not_found", "message": "no such conversation"}
+            continue
+        try:
+            owner = await _owned(services, session, int(key))
+        except EventError as error:
+            errors[key] = {"code": error.code, "message": error.message}
+            continue
+        page = await list_messages(
+            owner.project_id, int(key), after_seq=last_seq, limit=SYNC_PAGE, include_private=not is_visitor
+        )
+        result[key] = {"messages": msgspec.to_builtins(page.items), "has_more": page.has_more}
+    answer: dict[str, Any] = {"conversations": result}
+    if errors:
+        answer["errors"] = errors
+    return answer
+
+
+async def on_send(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
+    if services.sender is None:
+        raise EventError("unavailable", "sending is not available on this gateway yet")
+    from server.chat.schemas import MessageKind, SendMessage
+
+    payload = decode(args, SendIn)
+    principal = session.principal
+    actor = None
+    if isinstance(principal, VisitorPrincipal):
+        if payload.conversation_id is not None or payload.private:
+            raise EventError("invalid_payload", "visitors write to their own conversation, never privately")
+        command = SendMessage(
+            kind=MessageKind.VISITOR,
+            project_id=principal.project_id,
+            body=payload.body,
+            visitor_uid=principal.visitor_uid,
+            client_msg_id=payload.client_msg_id,
+        )
+    else:
+        if payload.conversation_id is None:
+            raise EventError("invalid_payload", "conversation_id is required")
+        owner = await _owned(services, session, payload.conversation_id)
+        command = SendMessage(
+            kind=MessageKind.AGENT_NOTE if payload.private else MessageKind.AGENT_REPLY,
+            project_id=owner.project_id,
+            body=payload.body,
+            conversation_id=payload.conversation_id,
+            client_msg_id=payload.client_msg_id,
+        )
+        actor = principal.actor
+    ack = await services.sender.send(command, actor=actor)
+    return {"client_msg_id": str(ack.client_msg_id), "accepted": bool(ack.accepted)}
+
+
+async def on_presence(
+    services: Services, conn: Connection, session: NamespaceSession, args: list[Any]
+) -> Any:
+    principal = session.principal
+    if not isinstance(principal, AgentPrincipal):
+        raise EventError("unknown_event", "presence is an agent event")
+    payload = decode(args, PresenceIn)
+    for project_id in principal.project_ids:
+        await services.presence.set_status(
+            Subject(project_id, "agent", str(principal.user_id)), payload.status
+        )
+    return {"ok": True, "status": payload.status}
+
+
+async def on_rtt(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
+    """Round trip to the client and back: the server emits ``rtt:probe`` with an ack and times it."""
+    started = time.perf_counter()
+    try:
+        reply = await services.emit_with_ack(
+            conn, session.namespace, "rtt:probe", {"sent_at": time.time()}, RTT_TIMEOUT_SECONDS
+        )
+    except (TimeoutError, asyncio.CancelledError):
+        raise EventError("timeout", "the client did not acknowledge rtt:probe") from None
+    return {"rtt_ms": round((time.perf_counter() - started) * 1000, 3), "client_ack": reply}
+
+
+HANDLERS: dict[str, dict[str, Handler]] = {
+    "/visitor": {
+        "message:send": on_send,
+        "typing": on_typing,
+        "navigate": on_navigate,
+        "read": on_read,
+        "sync": on_sync,
+        "rtt": on_rtt,
+    },
+    "/agent": {
+        "message:send": on_send,
+        "typing": on_typing,
+        "read": on_read,
+        "sync": on_sync,
+        "presence": on_presence,
+        "rtt": on_rtt,
+    },
+}
+
+
+def error_payload(error: Exception) -> dict[str, Any]:
+    if isinstance(error, EventError):
+        return {"code": error.code, "message": error.message}
+    if isinstance(error, DomainError):
+        payload: dict[str, Any] = {"code": error.code, "message": error.message}
+        if error.fields:
+            payload["fields"] = error.fields
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            payload["retry_after"] = retry_after
+        return payload
+    return {"code": "internal", "message": "the server failed to handle this event"}

@@ -1,0 +1,268 @@
+"""Presence and visitor location: ephemeral state in Redis only (DESIGN §5, role 4).
+
+Subjects are a project's visitors (by uid) and agents (by user id). Keys, under ``parley:``:
+
+- ``p:<project>:presence:<kind>:<subject>:sockets``: sorted set, member ``<node>:<socket sid>``,
+  score = ms until which the entry is alive. This is "visitor uid -> socket ids with node".
+- ``p:<project>:presence:<kind>:<subject>:status``: ``online`` or ``away`` while the subject
+  counts as present (absent = offline). Changes of it are what ``presence.changed`` reports.
+- :meth:`Keys.visitor_presence` / :meth:`Keys.agent_presence`: per-project sorted sets that the
+  REST API reads in one ZMSCORE (member = subject, score = Unix seconds until which it is online).
+- ``presence:sockets``: every live socket entry of every node, scored by expiry, so any node
+  can expire a crashed node's sockets; ``presence:pending``: subjects to re-count, scored by when.
+
+A socket counts from connect to disconnect (several tabs count once). A disconnect does not make
+the subject offline: it schedules a re-count after the grace period, done by whichever node's
+sweeper claims it first (ZREM decides), atomically in Lua, so a reconnect in between wins. Each
+node refreshes its own entries every heartbeat; a node that dies stops refreshing, its entries
+expire and the sweepers re-count their subjects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+from redis.asyncio import Redis
+
+from server.outbox.envelope import Envelope
+from server.outbox.events import EventType
+from server.redis_client import PREFIX, Keys
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["visitor", "agent"]
+Status = Literal["online", "away", "offline"]
+LOCATION_TTL_SECONDS = 3600
+STATUS_TTL_SECONDS = 86_400
+SWEEP_BATCH = 500
+
+ALL_SOCKETS = f"{PREFIX}:presence:sockets"
+PENDING = f"{PREFIX}:presence:pending"
+
+# Drop dead entries, then if no socket is left clear the status and say what it was.
+_FINALIZE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  return redis.call('GETDEL', KEYS[2])
+end
+return false
+"""
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    project_id: int
+    kind: Kind
+    id: str
+    """Visitor uid, or the agent's user id as text."""
+
+    @property
+    def sockets_key(self) -> str:
+        return f"{PREFIX}:p:{self.project_id}:presence:{self.kind}:{self.id}:sockets"
+
+    @property
+    def status_key(self) -> str:
+        return f"{PREFIX}:p:{self.project_id}:presence:{self.kind}:{self.id}:status"
+
+    @property
+    def project_set(self) -> str:
+        if self.kind == "visitor":
+            return Keys.visitor_presence(self.project_id)
+        return Keys.agent_presence(self.project_id)
+
+    def encode(self) -> str:
+        return f"{self.project_id}|{self.kind}|{self.id}"
+
+    @classmethod
+    def decode(cls, text: str) -> Subject:
+        project, kind, subject = text.split("|", 2)
+        if kind not in ("visitor", "agent"):
+            raise ValueError(kind)
+        return cls(int(project), kind, subject)  # type: ignore[arg-type]
+
+
+class Location(msgspec.Struct):
+    url: str
+    title: str
+    at: float
+
+
+class Presence:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        node_id: str,
+        grace_ms: int,
+        ttl_ms: int,
+        publish: Callable[[Envelope], Awaitable[None]],
+    ) -> None:
+        self._redis = redis
+        self._node_id = node_id
+        self._grace_ms = grace_ms
+        self._ttl_ms = ttl_ms
+        self._publish = publish
+        self._finalize: Any = redis.register_script(_FINALIZE)
+        self.local: dict[tuple[Subject, str], None] = {}
+        """This node's live entries (subject, socket sid); refreshed every heartbeat."""
+
+    def _member(self, sid: str) -> str:
+        return f"{self._node_id}:{sid}"
+
+    async def connect(self, subject: Subject, sid: str) -> None:
+        """A socket of ``subject`` joined; reports ``online`` if it was offline."""
+        self.local[(subject, sid)] = None
+        now_ms = int(time.time() * 1000)
+        expiry = now_ms + self._ttl_ms
+        member = self._member(sid)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(subject.sockets_key, {member: expiry})
+            pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
+            pipe.zadd(ALL_SOCKETS, {f"{subject.encode()}|{member}": expiry})
+            pipe.zadd(subject.project_set, {subject.id: expiry / 1000}, gt=True)
+            pipe.set(subject.status_key, "online", nx=True, ex=STATUS_TTL_SECONDS)
+            results = await pipe.execute()
+        if results[-1]:
+            await self._announce(subject, "online")
+
+    async def disconnect(self, subject: Subject, sid: str) -> None:
+        """A socket left; the subject is re-counted after the grace period."""
+        self.local.pop((subject, sid), None)
+        member = self._member(sid)
+        due_ms = int(time.time() * 1000) + self._grace_ms
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(subject.sockets_key, member)
+            pipe.zrem(ALL_SOCKETS, f"{subject.encode()}|{member}")
+            pipe.zadd(PENDING, {subject.encode(): due_ms}, gt=True)  # GT still adds new members
+            await pipe.execute()
+
+    async def set_status(self, subject: Subject, status: Literal["online", "away"]) -> None:
+        """An agent says online or away; reported only when it changes (and only while present)."""
+        previous = await self._redis.set(subject.status_key, status, xx=True, get=True, ex=STATUS_TTL_SECONDS)
+        if previous is not None and _text(previous) != status:
+            await self._announce(subject, status)
+
+    async def heartbeat(self) -> None:
+        """Refresh this node's entries so they outlive it by at most the TTL."""
+        if not self.local:
+            return
+        now_ms = int(time.time() * 1000)
+        expiry = now_ms + self._ttl_ms
+        entries = list(self.local)
+        for start in range(0, len(entries), 1000):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                subjects: set[Subject] = set()
+                for subject, sid in entries[start : start + 1000]:
+                    member = self._member(sid)
+                    pipe.zadd(subject.sockets_key, {member: expiry})
+                    pipe.zadd(ALL_SOCKETS, {f"{subject.encode()}|{member}": expiry})
+                    subjects.add(subject)
+                for subject in subjects:
+                    pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
+                    pipe.zadd(subject.project_set, {subject.id: expiry / 1000}, gt=True)
+                    pipe.expire(subject.status_key, STATUS_TTL_SECONDS)
+                await pipe.execute()
+
+    async def drop_local(self) -> None:
+        """On shutdown: remove this node's entries at once (grace still applies to the subjects)."""
+        entries = list(self.local)
+        self.local.clear()
+        due_ms = int(time.time() * 1000) + self._grace_ms
+        for start in range(0, len(entries), 1000):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for subject, sid in entries[start : start + 1000]:
+                    member = self._member(sid)
+                    pipe.zrem(subject.sockets_key, member)
+                    pipe.zrem(ALL_SOCKETS, f"{subject.encode()}|{member}")
+                    pipe.zadd(PENDING, {subject.encode(): due_ms})
+                await pipe.execute()
+
+    async def sweep(self) -> None:
+        """Expire dead nodes' sockets and re-count the subjects whose grace period is over."""
+        now_ms = int(time.time() * 1000)
+        expired = await self._redis.zrangebyscore(ALL_SOCKETS, "-inf", now_ms, start=0, num=SWEEP_BATCH)
+        for raw in expired:
+            entry = _text(raw)
+            if await self._redis.zrem(ALL_SOCKETS, entry) != 1:
+                continue  # another node claimed it
+            subject_text, member = entry.rsplit("|", 1)
+            with contextlib.suppress(ValueError):
+                subject = Subject.decode(subject_text)
+                await self._redis.zrem(subject.sockets_key, member)
+                await self._redis.zadd(PENDING, {subject_text: now_ms}, nx=True)
+        due = await self._redis.zrangebyscore(PENDING, "-inf", now_ms, start=0, num=SWEEP_BATCH)
+        for raw in due:
+            text = _text(raw)
+            if await self._redis.zrem(PENDING, text) != 1:
+                continue
+            try:
+                subject = Subject.decode(text)
+            except ValueError:
+                continue
+            previous = await self._finalize(
+                keys=[subject.sockets_key, subject.status_key, subject.project_set], args=[now_ms, subject.id]
+            )
+            if previous is not None:
+                await self._announce(subject, "offline")
+
+    async def run_sweeper(self, interval: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("presence sweep failed")
+            await asyncio.sleep(interval)
+
+    async def run_heartbeat(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("presence heartbeat failed")
+
+    async def navigate(self, project_id: int, visitor_uid: str, url: str, title: str) -> None:
+        """Record the page a visitor is on (with a TTL) and tell the project's agents."""
+        at = time.time()
+        location = Location(url=url, title=title, at=at)
+        await self._redis.set(
+            Keys.visitor_location(project_id, visitor_uid),
+            msgspec.json.encode(location),
+            ex=LOCATION_TTL_SECONDS,
+        )
+        await self._publish(
+            Envelope(
+                type=EventType.VISITOR_NAVIGATED,
+                project_id=project_id,
+                at=at,
+                data={"visitor_uid": visitor_uid, "url": url, "title": title},
+            )
+        )
+
+    async def _announce(self, subject: Subject, status: Status) -> None:
+        data: dict[str, Any] = {"kind": subject.kind, "status": status}
+        if subject.kind == "visitor":
+            data["visitor_uid"] = subject.id
+        else:
+            data["user_id"] = int(subject.id)
+        await self._publish(
+            Envelope(
+                type=EventType.PRESENCE_CHANGED, project_id=subject.project_id, at=time.time(), data=data
+            )
+        )

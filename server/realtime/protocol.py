@@ -1,0 +1,200 @@
+"""Engine.IO v4 / Socket.IO v5 codec for the websocket transport: pure functions, no I/O.
+
+Every websocket text frame is one Engine.IO packet: a type digit and an optional payload.
+Engine.IO ``message`` packets (``4``) carry one Socket.IO packet::
+
+    <sio type>[<binary count>-][/<namespace>,][<ack id>][<json>]
+
+The gateway offers neither long-polling nor binary attachments, so the binary packet types
+(``5``, ``6``) are refused with :class:`UnsupportedPacket`. Anything that does not parse raises
+:class:`MalformedPacket`; the gateway closes the connection for it, as Socket.IO servers do.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+MAX_ACK_ID_DIGITS = 15
+"""An ack id longer than this is malformed (JavaScript clients count from 0 upwards)."""
+MAX_NAMESPACE_LENGTH = 64
+
+
+class EngineType(enum.IntEnum):
+    OPEN = 0
+    CLOSE = 1
+    PING = 2
+    PONG = 3
+    MESSAGE = 4
+    UPGRADE = 5
+    NOOP = 6
+
+
+class SocketType(enum.IntEnum):
+    CONNECT = 0
+    DISCONNECT = 1
+    EVENT = 2
+    ACK = 3
+    CONNECT_ERROR = 4
+    BINARY_EVENT = 5
+    BINARY_ACK = 6
+
+
+class ProtocolError(ValueError):
+    """A frame the gateway cannot accept; the message is safe to show the client."""
+
+
+class MalformedPacket(ProtocolError):
+    pass
+
+
+class UnsupportedPacket(ProtocolError):
+    """Well-formed but not offered here (binary attachments)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocketPacket:
+    type: SocketType
+    namespace: str
+    data: Any = None
+    """CONNECT: the auth object or None. EVENT: ``[name, *args]``. ACK: the list of ack arguments."""
+    ack_id: int | None = None
+
+    @property
+    def event(self) -> str:
+        """The event name of an EVENT packet."""
+        name: str = self.data[0]
+        return name
+
+    @property
+    def args(self) -> list[Any]:
+        """The arguments of an EVENT packet (after the name)."""
+        rest: list[Any] = self.data[1:]
+        return rest
+
+
+_json_decoder = msgspec.json.Decoder()
+_json_encoder = msgspec.json.Encoder()
+
+
+def engine_type(frame: str) -> EngineType:
+    """The Engine.IO packet type of a text frame."""
+    if not frame or not "0" <= frame[0] <= "6":
+        raise MalformedPacket("unknown Engine.IO packet type")
+    return EngineType(ord(frame[0]) - 48)
+
+
+def parse_socket_packet(text: str) -> SocketPacket:
+    """Parse the Socket.IO packet carried by an Engine.IO message (the frame without its ``4``)."""
+    if not text or not "0" <= text[0] <= "6":
+        raise MalformedPacket("unknown Socket.IO packet type")
+    kind = SocketType(ord(text[0]) - 48)
+    if kind in (SocketType.BINARY_EVENT, SocketType.BINARY_ACK):
+        raise UnsupportedPacket("binary attachments are not supported; send JSON only")
+    if kind is SocketType.CONNECT_ERROR:
+        raise MalformedPacket("CONNECT_ERROR is sent by servers only")
+    i, end = 1, len(text)
+    namespace = "/"
+    if i < end and text[i] == "/":
+        comma = text.find(",", i)
+        stop = end if comma == -1 else comma
+        namespace = text[i:stop]
+        i = stop if comma == -1 else comma + 1
+        if len(namespace) > MAX_NAMESPACE_LENGTH:
+            raise MalformedPacket("namespace too long")
+    j = i
+    while j < end and "0" <= text[j] <= "9":
+        j += 1
+    ack_id: int | None = None
+    if j > i:
+        if j - i > MAX_ACK_ID_DIGITS:
+            raise MalformedPacket("ack id too long")
+        ack_id = int(text[i:j])
+    data: Any = None
+    if j < end:
+        try:
+            data = _json_decoder.decode(text[j:])
+        except (msgspec.DecodeError, RecursionError):
+            raise MalformedPacket("payload is not valid JSON") from None
+    return _checked(SocketPacket(kind, namespace, data, ack_id))
+
+
+def _checked(packet: SocketPacket) -> SocketPacket:
+    kind, data = packet.type, packet.data
+    if kind is SocketType.CONNECT:
+        if data is not None and not isinstance(data, dict):
+            raise MalformedPacket("CONNECT payload must be an object")
+        if packet.ack_id is not None:
+            raise MalformedPacket("CONNECT takes no ack id")
+    elif kind is SocketType.DISCONNECT:
+        if data is not None or packet.ack_id is not None:
+            raise MalformedPacket("DISCONNECT takes no payload")
+    elif kind is SocketType.EVENT:
+        if not isinstance(data, list) or not data or not isinstance(data[0], str):
+            raise MalformedPacket("EVENT payload must be a list starting with the event name")
+    elif kind is SocketType.ACK:
+        if packet.ack_id is None:
+            raise MalformedPacket("ACK needs an ack id")
+        if not isinstance(data, list):
+            raise MalformedPacket("ACK payload must be a list")
+    return packet
+
+
+def _json(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def _prefix(kind: SocketType, namespace: str) -> str:
+    # "4" is the Engine.IO message type; the root namespace is implicit.
+    return f"4{kind.value}" if namespace == "/" else f"4{kind.value}{namespace},"
+
+
+def encode_open(sid: str, *, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int) -> str:
+    """The Engine.IO handshake: the first frame the server sends."""
+    return "0" + _json(
+        {
+            "sid": sid,
+            "upgrades": [],
+            "pingInterval": ping_interval_ms,
+            "pingTimeout": ping_timeout_ms,
+            "maxPayload": max_payload,
+        }
+    )
+
+
+PING = "2"
+PONG = "3"
+ENGINE_CLOSE = "1"
+
+
+def encode_connect(namespace: str, sid: str) -> str:
+    return _prefix(SocketType.CONNECT, namespace) + _json({"sid": sid})
+
+
+def encode_connect_error(namespace: str, message: str, data: dict[str, Any] | None = None) -> str:
+    """Refuse a namespace: clients surface ``message`` (and ``data``) in their connect_error handler."""
+    payload: dict[str, Any] = {"message": message}
+    if data is not None:
+        payload["data"] = data
+    return _prefix(SocketType.CONNECT_ERROR, namespace) + _json(payload)
+
+
+def encode_disconnect(namespace: str) -> str:
+    return _prefix(SocketType.DISCONNECT, namespace)
+
+
+def encode_event(namespace: str, event: str, *args: Any, ack_id: int | None = None) -> str:
+    ack = "" if ack_id is None else str(ack_id)
+    return _prefix(SocketType.EVENT, namespace) + ack + _json([event, *args])
+
+
+def encode_event_raw(namespace: str, event: str, payload_json: str) -> str:
+    """An EVENT with one argument already encoded as JSON (fan-out encodes each payload once)."""
+    return _prefix(SocketType.EVENT, namespace) + "[" + _json(event) + "," + payload_json + "]"
+
+
+def encode_ack(namespace: str, ack_id: int, args: list[Any]) -> str:
+    return _prefix(SocketType.ACK, namespace) + str(ack_id) + _json(args)

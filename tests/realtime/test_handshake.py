@@ -1,0 +1,195 @@
+"""Handshake, namespaces, authentication and acks with the official python-socketio client."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+import socketio
+
+from server.tenancy.tables import ProjectMember
+from tests.factories import make_member, make_project, make_user
+from tests.realtime.conftest import GatewayProcess, connected, recording_client
+from tests.realtime.helpers import agent_auth, expired_visitor_auth, visitor_auth
+
+pytestmark = pytest.mark.slow
+
+
+async def refused_reason(gateway: GatewayProcess, namespace: str, auth: dict[str, Any]) -> Any:
+    client, recorders = recording_client([namespace], [])
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(
+            gateway.url, namespaces=[namespace], auth=auth, transports=["websocket"], wait_timeout=5
+        )
+    errors = recorders[namespace].named("connect_error")
+    assert errors, "no connect_error received"
+    return errors[0]
+
+
+async def test_engine_io_handshake_announces_websocket_only(gateway: GatewayProcess) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(gateway.ws_url) as ws:
+        first = await ws.receive_str()
+        assert first[0] == "0"
+        handshake = msgspec.json.decode(first[1:])
+        assert set(handshake) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
+        assert handshake["upgrades"] == []
+        assert handshake["pingInterval"] == 1000 and handshake["pingTimeout"] == 3000
+        assert handshake["maxPayload"] == 65536
+        # the server pings, the client answers
+        assert await asyncio.wait_for(ws.receive_str(), 3) == "2"
+        await ws.send_str("3")
+
+
+async def test_long_polling_and_old_protocols_get_a_clear_error(gateway: GatewayProcess) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{gateway.url}/socket.io/?EIO=4&transport=polling") as response:
+            assert response.status == 400
+            body = await response.json()
+            assert "websocket" in body["message"] and "transports" in body["message"]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(f"ws://127.0.0.1:{gateway.port}/socket.io/?EIO=3&transport=websocket")
+        assert refused.value.status == 400
+
+
+async def test_visitor_and_agent_connect_and_ack(gateway: GatewayProcess, settings: Any) -> None:
+    project = await make_project()
+    user = await make_user()
+    await make_member(project, user, ProjectMember.ProjectRole.AGENT)
+    async with connected(gateway, "/visitor", visitor_auth(settings, project.id, "v_one")) as (client, _):
+        assert client.get_sid("/visitor")
+        answer = await client.call(
+            "navigate", {"url": "https://shop.example/a", "title": "A"}, namespace="/visitor"
+        )
+        assert answer == {"ok": True}
+    async with connected(gateway, "/agent", agent_auth(settings, user.id)) as (client, _):
+        answer = await client.call("presence", {"status": "away"}, namespace="/agent")
+        assert answer == {"ok": True, "status": "away"}
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "message"),
+    [
+        ("missing", "missing_token", "auth.token is required"),
+        ("forged", "invalid_token", "bad signature"),
+        ("garbage", "invalid_token", "malformed token"),
+        ("expired", "token_expired", "token expired"),
+        ("agent_on_visitor", "wrong_token_kind", "a visitor token is required on /visitor"),
+        ("other_project", "wrong_project", "the token belongs to another project"),
+    ],
+)
+async def test_visitor_refusals_carry_a_reason(
+    gateway: GatewayProcess, settings: Any, case: str, code: str, message: str
+) -> None:
+    project = await make_project()
+    good = visitor_auth(settings, project.id, "v_x")["token"]
+    auth: dict[str, Any] = {
+        "missing": {},
+        "forged": {"token": good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")},
+        "garbage": {"token": "not-a-token"},
+        "expired": expired_visitor_auth(settings, project.id, "v_x"),
+        "agent_on_visitor": agent_auth(settings, 1),
+        "other_project": {"token": good, "project_id": project.id + 1},
+    }[case]
+    error = await refused_reason(gateway, "/visitor", auth)
+    assert error == {"message": message, "data": {"code": code}}
+
+
+async def test_agent_refusals(gateway: GatewayProcess, settings: Any) -> None:
+    mine, other = await make_project(), await make_project()
+    user = await make_user()
+    await make_member(mine, user, ProjectMember.ProjectRole.AGENT)
+    error = await refused_reason(gateway, "/agent", {**agent_auth(settings, user.id), "projects": [other.id]})
+    assert error["data"]["code"] == "forbidden_project"
+    error = await refused_reason(gateway, "/agent", visitor_auth(settings, mine.id, "v"))
+    assert error["data"]["code"] == "wrong_token_kind"
+    limited = agent_auth(settings, user.id, project_id=other.id)  # a token limited to a project it cannot see
+    async with connected(gateway, "/agent", limited) as (client, _):
+        answer = await client.call("sync", {"conversations": {}}, namespace="/agent")
+        assert answer == {"conversations": {}}
+    error = await refused_reason(gateway, "/nope", visitor_auth(settings, mine.id, "v"))
+    assert error["message"] == "Invalid namespace"
+
+
+async def test_bad_events_get_errors_and_keep_the_connection(gateway: GatewayProcess, settings: Any) -> None:
+    project = await make_project()
+    async with connected(gateway, "/visitor", visitor_auth(settings, project.id, "v_e")) as (
+        client,
+        recorder,
+    ):
+        answer = await client.call("no-such-event", {}, namespace="/visitor")
+        assert answer["error"]["code"] == "unknown_event"
+        answer = await client.call("typing", {"conversation_id": "x", "typing": True}, namespace="/visitor")
+        assert answer["error"]["code"] == "invalid_payload"
+        answer = await client.call("typing", "nope", namespace="/visitor")
+        assert answer["error"]["code"] == "invalid_payload"
+        answer = await client.call("typing", {"conversation_id": 999, "typing": True}, namespace="/visitor")
+        assert answer["error"]["code"] == "not_found"
+        await client.emit("navigate", {"url": ""}, namespace="/visitor")  # no ack: a server:error event
+        error = await recorder.wait_for(lambda: recorder.named("server:error"))
+        assert error[0]["code"] == "invalid_payload" and error[0]["event"] == "navigate"
+        assert await client.call("navigate", {"url": "https://shop.example/"}, namespace="/visitor") == {
+            "ok": True
+        }
+
+
+async def test_server_to_client_ack(gateway: GatewayProcess, settings: Any) -> None:
+    project = await make_project()
+    client = socketio.AsyncClient(reconnection=False)
+    probes: list[Any] = []
+
+    def probe(data: Any) -> Any:
+        probes.append(data)
+        return "pong"
+
+    client.on("rtt:probe", probe, namespace="/visitor")
+
+    await client.connect(
+        gateway.url,
+        namespaces=["/visitor"],
+        auth=visitor_auth(settings, project.id, "v_r"),
+        transports=["websocket"],
+    )
+    try:
+        answer = await client.call("rtt", {}, namespace="/visitor")
+        assert answer["client_ack"] == ["pong"] and answer["rtt_ms"] >= 0 and len(probes) == 1
+    finally:
+        await client.disconnect()
+
+
+async def test_two_namespaces_over_one_websocket(gateway: GatewayProcess, settings: Any) -> None:
+    project = await make_project()
+    user = await make_user()
+    await make_member(project, user, ProjectMember.ProjectRole.MANAGER)
+    visitor = msgspec.json.encode(visitor_auth(settings, project.id, "v_two")).decode()
+    agent = msgspec.json.encode(agent_auth(settings, user.id)).decode()
+    async with aiohttp.ClientSession() as http, http.ws_connect(gateway.ws_url) as ws:
+        assert (await ws.receive_str())[0] == "0"
+        await ws.send_str(f"40/visitor,{visitor}")
+        await ws.send_str(f"40/agent,{agent}")
+        await ws.send_str("40/visitor," + agent)  # a second CONNECT on the same namespace is refused
+        frames: list[str] = []
+        while len(frames) < 3:
+            frame = await asyncio.wait_for(ws.receive_str(), 5)
+            if frame != "2":
+                frames.append(frame)
+        # the duplicate is refused at once; the two authenticated CONNECTs answer in order
+        assert frames[0].startswith("44/visitor,") and "already connected" in frames[0]
+        assert frames[1].startswith('40/visitor,{"sid":')
+        assert frames[2].startswith('40/agent,{"sid":')
+        await ws.send_str('42/agent,7["sync",{"conversations":{}}]')
+        await ws.send_str('42/visitor,8["navigate",{"url":"https://shop.example/p"}]')
+        answers: set[str] = set()
+        while len(answers) < 2:
+            frame = await asyncio.wait_for(ws.receive_str(), 5)
+            if frame.startswith("43"):
+                answers.add(frame)
+        assert answers == {'43/agent,7[{"conversations":{}}]', '43/visitor,8[{"ok":true}]'}
+        await ws.send_str("41/visitor,")
+        await ws.send_str('42/visitor,9["navigate",{"url":"https://shop.example/p"}]')
+        frame = await asyncio.wait_for(ws.receive_str(), 5)
+        while not frame.startswith("43"):  # pings, and the agent's visitor.navigated
+            frame = await asyncio.wait_for(ws.receive_str(), 5)
+        assert frame.startswith("43/visitor,9") and "not_connected" in frame
