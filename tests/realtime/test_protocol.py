@@ -1,0 +1,105 @@
+"""The pure codec: every packet kind parsed and encoded, every malformation refused."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from server.realtime import protocol
+from server.realtime.protocol import EngineType, MalformedPacket, SocketPacket, SocketType, UnsupportedPacket
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", SocketPacket(SocketType.CONNECT, "/")),
+        ('0/visitor,{"token":"t"}', SocketPacket(SocketType.CONNECT, "/visitor", {"token": "t"})),
+        ("0/agent,", SocketPacket(SocketType.CONNECT, "/agent")),
+        ("0/agent", SocketPacket(SocketType.CONNECT, "/agent")),
+        ("1/visitor,", SocketPacket(SocketType.DISCONNECT, "/visitor")),
+        ('2["hello",1,{"a":[true]}]', SocketPacket(SocketType.EVENT, "/", ["hello", 1, {"a": [True]}])),
+        ('2/agent,12["sync",{}]', SocketPacket(SocketType.EVENT, "/agent", ["sync", {}], 12)),
+        ('212["x"]', SocketPacket(SocketType.EVENT, "/", ["x"], 12)),
+        ('3/visitor,5["ok"]', SocketPacket(SocketType.ACK, "/visitor", ["ok"], 5)),
+        ("30[]", SocketPacket(SocketType.ACK, "/", [], 0)),
+    ],
+)
+def test_parse(text: str, expected: SocketPacket) -> None:
+    assert protocol.parse_socket_packet(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "7",
+        "x",
+        "4/visitor,{}",  # CONNECT_ERROR is server-only
+        "0[1]",  # CONNECT payload must be an object
+        "05{}",  # CONNECT with an ack id
+        "1/visitor,{}",
+        '2{"a":1}',  # EVENT must be a list
+        "2[]",
+        "2[1]",
+        '2["x"',  # truncated JSON
+        '2["x",NaN]',
+        "3[]",  # ACK without id
+        '31{"a":1}',
+        "2" + "9" * 16 + '["x"]',  # absurd ack id
+        "0/" + "n" * 100 + ",{}",
+        "2" + "[" * 5000 + "]" * 5000,
+    ],
+)
+def test_malformed(text: str) -> None:
+    with pytest.raises(MalformedPacket):
+        protocol.parse_socket_packet(text)
+
+
+@pytest.mark.parametrize("text", ['51-["x",{"_placeholder":true,"num":0}]', "61-/agent,3[{}]"])
+def test_binary_packets_are_refused_with_a_clear_message(text: str) -> None:
+    with pytest.raises(UnsupportedPacket, match="binary attachments are not supported"):
+        protocol.parse_socket_packet(text)
+
+
+def test_engine_types() -> None:
+    assert [protocol.engine_type(str(i)) for i in range(7)] == list(EngineType)
+    for bad in ("", "7", "a"):
+        with pytest.raises(MalformedPacket):
+            protocol.engine_type(bad)
+
+
+def test_encoders_round_trip() -> None:
+    opened = protocol.encode_open("abc", ping_interval_ms=25000, ping_timeout_ms=20000, max_payload=65536)
+    assert opened[0] == "0"
+    assert msgspec.json.decode(opened[1:]) == {
+        "sid": "abc",
+        "upgrades": [],
+        "pingInterval": 25000,
+        "pingTimeout": 20000,
+        "maxPayload": 65536,
+    }
+    assert protocol.encode_connect("/agent", "s1") == '40/agent,{"sid":"s1"}'
+    assert protocol.encode_connect("/", "s1") == '40{"sid":"s1"}'
+    assert (
+        protocol.encode_connect_error("/visitor", "token expired", {"code": "token_expired"})
+        == '44/visitor,{"message":"token expired","data":{"code":"token_expired"}}'
+    )
+    assert protocol.encode_connect_error("/", "nope") == '44{"message":"nope"}'
+    assert protocol.encode_disconnect("/agent") == "41/agent,"
+    assert protocol.encode_event("/agent", "e", {"a": 1}, ack_id=3) == '42/agent,3["e",{"a":1}]'
+    assert (
+        protocol.encode_event_raw("/visitor", "message.created", '{"x":1}')
+        == '42/visitor,["message.created",{"x":1}]'
+    )
+    assert protocol.encode_ack("/visitor", 9, [{"ok": True}]) == '43/visitor,9[{"ok":true}]'
+    for encoded in (
+        protocol.encode_event("/agent", "e", "ü", ack_id=1),
+        protocol.encode_ack("/visitor", 4, ["x"]),
+    ):
+        parsed = protocol.parse_socket_packet(encoded[1:])
+        assert parsed.namespace in ("/agent", "/visitor")
+
+
+def test_event_accessors() -> None:
+    packet = protocol.parse_socket_packet('2/agent,["typing",{"conversation_id":1}]')
+    assert packet.event == "typing" and packet.args == [{"conversation_id": 1}]
