@@ -25,8 +25,6 @@ Cursor: TypeAlias = Annotated[
 Seq: TypeAlias = Annotated[int | None, QueryParameter(ge=0, le=_MAX_ID)]
 StatusFilter: TypeAlias = Annotated[Status | None, QueryParameter()]
 AssigneeFilter: TypeAlias = Annotated[int | None, QueryParameter(ge=1, le=_MAX_ID)]
-UnassignedFilter: TypeAlias = Annotated[
-    bool, QueryParameter(description="Only unassigned ones.")
-]
+UnassignedFilter: TypeAlias = Annotated[bool, QueryParameter(description="Only unassigned ones.")]
 VisitorUidFilter: TypeAlias = Annotated[str | None, QueryParameter(max_length=64)]
 SearchText: TypeAlias = Annotated[str | None, QueryParameter(max_length=100)]

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from piccolo.query import OrderByRaw
 from redis.asyncio import Redis
 
 from server.chat.live import visitor_live_states
@@ -88,37 +87,56 @@ def _conversation_view(row: dict[str, Any], live: VisitorLive) -> ConversationVi
     )
 
 
+_LIST_CONVERSATIONS = """
+SELECT c.id, c.status, c.priority, c.assignee, c.last_seq, c.last_message_at, c.created_at,
+       v.id AS visitor_id, v.uid AS visitor_uid, v.name AS visitor_name
+FROM conversation c JOIN visitor v ON v.id = c.visitor
+WHERE c.project = {{}} {filters}
+ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
+LIMIT {{}}
+"""
+
+
 async def list_conversations(
     redis: Redis, project_id: int, filters: ConversationFilters, *, limit: int = 50, cursor: str | None = None
 ) -> ConversationPage:
-    """Newest activity first (conversations without messages last), keyset-paginated."""
+    """Newest activity first (conversations without messages last), keyset-paginated.
+
+    Raw SQL because the order (``DESC NULLS LAST``, matching ``conversation_inbox_idx``) cannot be
+    said with Piccolo's ``order_by``; values still travel as bind parameters.
+    """
     if filters.unassigned and filters.assignee_id is not None:
         raise Invalid(
             "Use either assignee_id or unassigned.", fields={"unassigned": "conflicts with assignee_id"}
         )
-    query = Conversation.select(*_CONVERSATION_COLUMNS).where(Conversation.project == project_id)
+    clauses: list[str] = []
+    args: list[Any] = [project_id]
     if filters.status is not None:
-        query = query.where(Conversation.status == filters.status)
+        clauses.append("c.status = {}")
+        args.append(filters.status)
     if filters.assignee_id is not None:
-        query = query.where(Conversation.assignee == filters.assignee_id)
+        clauses.append("c.assignee = {}")
+        args.append(filters.assignee_id)
     if filters.unassigned:
-        query = query.where(Conversation.assignee.is_null())
+        clauses.append("c.assignee IS NULL")
     if filters.visitor_uid is not None:
-        query = query.where(Conversation.visitor.uid == filters.visitor_uid)
+        clauses.append("v.uid = {}")
+        args.append(filters.visitor_uid)
     if cursor is not None:
         after = decode_cursor(cursor)
         if after.at is None:
-            query = query.where(Conversation.last_message_at.is_null() & (Conversation.id < after.id))
+            clauses.append("c.last_message_at IS NULL AND c.id < {}")
+            args.append(after.id)
         else:
-            query = query.where(
-                (Conversation.last_message_at < after.at)
-                | ((Conversation.last_message_at == after.at) & (Conversation.id < after.id))
-                | Conversation.last_message_at.is_null()
+            clauses.append(
+                "(c.last_message_at < {} OR (c.last_message_at = {} AND c.id < {})"
+                " OR c.last_message_at IS NULL)"
             )
+            args.extend([after.at, after.at, after.id])
     limit = max(1, min(limit, MAX_PAGE))
-    # Matches conversation_inbox_idx: (project, status, last_message_at DESC NULLS LAST, id DESC).
-    newest_first = OrderByRaw('"conversation"."last_message_at" DESC NULLS LAST, "conversation"."id" DESC')
-    rows: list[dict[str, Any]] = await query.order_by(newest_first).limit(limit + 1)
+    args.append(limit + 1)
+    sql = _LIST_CONVERSATIONS.format(filters="".join(f" AND {clause}" for clause in clauses))
+    rows: list[dict[str, Any]] = await Conversation.raw(sql, *args)
     page, more = rows[:limit], len(rows) > limit
     live = await visitor_live_states(redis, project_id, [row["visitor_uid"] for row in page])
     items = [_conversation_view(row, live[row["visitor_uid"]]) for row in page]

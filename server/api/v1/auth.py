@@ -31,7 +31,12 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@post("/auth/login", opt=public(), summary="Log in with e-mail and password (sets the session cookie)")
+@post(
+    "/auth/login",
+    opt=public(),
+    status_code=200,
+    summary="Log in with e-mail and password (sets the session cookie)",
+)
 async def login(request: Request[Any, Any, Any], data: JSONBody[LoginRequest]) -> Response[SessionView]:
     redis = redis_of(request.app)
     email = normalize_email(data.email)
@@ -69,7 +74,12 @@ async def session_info(request: Request[Any, Any, Any], actor: CurrentActor) -> 
     return SessionView(user=user_view(user), csrf_token=session.csrf_token if session else "")
 
 
-@post("/auth/set-password", opt=public(), summary="Choose a password with an invitation link's token")
+@post(
+    "/auth/set-password",
+    opt=public(),
+    status_code=200,
+    summary="Choose a password with an invitation link's token",
+)
 async def set_password(request: Request[Any, Any, Any], data: JSONBody[SetPasswordRequest]) -> UserView:
     redis = redis_of(request.app)
     await enforce(

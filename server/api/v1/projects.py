@@ -65,6 +65,7 @@ async def update_project(
 @post(
     "/projects/{project_id:int}/widget-key/rotate",
     opt=project_role(ProjectRole.MANAGER),
+    status_code=200,
     summary="Replace the public widget key (managers); the old one stops working at once",
 )
 async def rotate_widget_key(
@@ -85,6 +86,7 @@ async def get_identity_secret(project_id: ProjectId) -> ProjectSecretsView:
 @post(
     "/projects/{project_id:int}/identity-secret/rotate",
     opt=project_role(ProjectRole.MANAGER),
+    status_code=200,
     summary="Replace the identity secret (managers)",
 )
 async def rotate_identity_secret(project_id: ProjectId) -> ProjectSecretsView:

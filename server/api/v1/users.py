@@ -37,7 +37,10 @@ async def create_user(data: JSONBody[UserCreate]) -> UserView:
 
 
 @post(
-    "/users/{user_id:int}/deactivate", opt=global_role(GlobalRole.ADMIN), summary="Deactivate a user (admins)"
+    "/users/{user_id:int}/deactivate",
+    opt=global_role(GlobalRole.ADMIN),
+    status_code=200,
+    summary="Deactivate a user (admins)",
 )
 async def deactivate_user(request: Request[Any, Any, Any], actor: CurrentActor, user_id: UserId) -> UserView:
     if user_id == actor.user_id:

@@ -1,0 +1,140 @@
+"""The inbox list: one Redis MGET (and one round trip) whatever the page size; a PostgreSQL query budget."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from server.database import engine
+from server.redis_client import Keys
+from tests import factories as f
+from tests.api.world import World, build_world
+
+
+async def _command_calls(redis: Redis, command: str) -> int:
+    stats = await redis.info("commandstats")
+    entry = stats.get(f"cmdstat_{command}")
+    return int(entry["calls"]) if entry else 0
+
+
+@asynccontextmanager
+async def count_queries() -> AsyncIterator[list[str]]:
+    """Record every statement the app sends to PostgreSQL: a pool whose connections log queries
+    (asyncpg's query logger) stands in for the engine's pool for the block."""
+    db = engine()
+    seen: list[str] = []
+
+    async def log_queries(connection: asyncpg.Connection) -> None:
+        def record(entry: Any) -> None:
+            if not entry.query.startswith("SELECT pg_advisory_unlock_all()"):  # the pool's own reset
+                seen.append(entry.query)
+
+        connection.add_query_logger(record)
+
+    original = db.pool
+    db.pool = await asyncpg.create_pool(**db.config, init=log_queries, min_size=1, max_size=2)
+    try:
+        yield seen
+    finally:
+        await db.pool.close()
+        db.pool = original
+
+
+async def _inbox(world: World, conversations: int, redis: Redis) -> None:
+    start = datetime.now(UTC)
+    for index in range(conversations):
+        visitor = await f.make_visitor(world.project, name=f"v{index}")
+        await f.make_conversation(world.project, visitor, last_message_at=start - timedelta(minutes=index))
+        location = {"url": f"https://shop.example/p/{index}", "title": f"Page {index}"}
+        await redis.set(Keys.visitor_location(world.project.id, visitor.uid), json.dumps(location))
+        if index % 2 == 0:
+            await redis.zadd(Keys.visitor_presence(world.project.id), {visitor.uid: time.time() + 60})
+
+
+@pytest.mark.parametrize("page_size", [1, 10, 50])
+async def test_conversation_list_makes_one_mget_whatever_the_page_size(
+    client: httpx.AsyncClient, redis: Redis, page_size: int
+) -> None:
+    world = await build_world()
+    await _inbox(world, 60, redis)
+    headers = world.headers("agent")
+    await client.get(f"/api/v1/projects/{world.project.id}/conversations", headers=headers)  # warm caches
+
+    mget_before = await _command_calls(redis, "mget")
+    zmscore_before = await _command_calls(redis, "zmscore")
+    async with count_queries() as queries:
+        response = await client.get(
+            f"/api/v1/projects/{world.project.id}/conversations", params={"limit": page_size}, headers=headers
+        )
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert len(items) == page_size
+    assert await _command_calls(redis, "mget") - mget_before == 1
+    assert await _command_calls(redis, "zmscore") - zmscore_before == 1
+    # Budget: API key lookup, key owner, memberships, (last_used_at write at most once a minute), the list.
+    assert len(queries) <= 4, queries
+
+    newest = items[0]
+    assert newest["visitor"]["live"]["current_url"] == "https://shop.example/p/0"
+    assert newest["visitor"]["live"]["page_title"] == "Page 0"
+    assert newest["visitor"]["live"]["online"] is True
+    if page_size > 1:
+        assert items[1]["visitor"]["live"]["online"] is False
+
+
+async def test_keyset_pagination_walks_every_conversation_once(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    world = await build_world()  # has one conversation without messages: it must come last
+    await _inbox(world, 23, redis)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 5}
+        if cursor:
+            params["cursor"] = cursor
+        page = (
+            await client.get(
+                f"/api/v1/projects/{world.project.id}/conversations",
+                params=params,
+                headers=world.headers("agent"),
+            )
+        ).json()
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 24
+    assert seen[-1] == world.ids["conversation_id"]
+
+
+async def test_filters(client: httpx.AsyncClient, redis: Redis) -> None:
+    world = await build_world()
+    visitor = await f.make_visitor(world.project, uid="v_filter")
+    resolved = await f.make_conversation(
+        world.project, visitor, status="resolved", assignee=world.users["agent"].id
+    )
+    base = f"/api/v1/projects/{world.project.id}/conversations"
+    headers = world.headers("agent")
+
+    async def ids(**params: Any) -> list[int]:
+        response = await client.get(base, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert await ids(status="resolved") == [resolved.id]
+    assert await ids(assignee_id=world.users["agent"].id) == [resolved.id]
+    assert await ids(unassigned="true") == [world.ids["conversation_id"]]
+    assert await ids(visitor_uid="v_filter") == [resolved.id]
+    conflicting = await client.get(base, params={"unassigned": "true", "assignee_id": 1}, headers=headers)
+    assert conflicting.status_code == 422
+    assert conflicting.json()["code"] == "invalid"

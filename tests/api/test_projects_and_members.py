@@ -1,0 +1,135 @@
+"""Projects, settings, widget key, members and invitations, deletion."""
+
+from __future__ import annotations
+
+import httpx
+from redis.asyncio import Redis
+
+from server.chat.tables import Conversation, Message, Visitor
+from server.redis_client import Keys
+from server.tenancy.tables import Project
+from tests.api.world import build_world
+
+
+async def test_project_list_shows_only_memberships(client: httpx.AsyncClient) -> None:
+    world = await build_world()
+
+    async def names(actor: str) -> list[str]:
+        return [
+            p["name"] for p in (await client.get("/api/v1/projects", headers=world.headers(actor))).json()
+        ]
+
+    assert await names("admin") == ["Acme", "Globex"]
+    assert await names("agent") == ["Acme"]
+    assert await names("other_manager") == ["Globex"]
+    assert await names("outsider") == []
+    assert await names("other_project_key") == ["Globex"]
+    roles = {
+        p["name"]: p["role"]
+        for p in (await client.get("/api/v1/projects", headers=world.headers("agent"))).json()
+    }
+    assert roles == {"Acme": "agent"}
+
+
+async def test_settings_are_validated_and_partial(client: httpx.AsyncClient) -> None:
+    world = await build_world()
+    path = f"/api/v1/projects/{world.project.id}"
+    headers = world.headers("manager")
+    ok = await client.patch(path, json={"allowed_origins": ["https://Shop.example/", "*"]}, headers=headers)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["allowed_origins"] == ["https://shop.example", "*"]
+    assert ok.json()["name"] == "Acme"  # untouched
+    for bad in (
+        {"widget_color": "red"},
+        {"allowed_origins": ["shop.example/path"]},
+        {"name": ""},
+        {"nmae": "x"},
+    ):
+        response = await client.patch(path, json=bad, headers=headers)
+        assert response.status_code in (400, 422), (bad, response.text)
+        assert response.json()["code"] in ("invalid", "bad_request")
+
+
+async def test_rotating_the_widget_key_replaces_it_and_drops_the_cache(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    world = await build_world()
+    old = world.project.public_key
+    await redis.set(Keys.project_by_public_key(old), b"{}")
+    rotated = await client.post(
+        f"/api/v1/projects/{world.project.id}/widget-key/rotate", headers=world.headers("manager")
+    )
+    assert rotated.status_code == 200
+    assert rotated.json()["public_key"] != old
+    assert await redis.get(Keys.project_by_public_key(old)) is None
+
+
+async def test_invite_creates_inactive_user_with_one_time_link(client: httpx.AsyncClient) -> None:
+    world = await build_world()
+    added = await client.post(
+        f"/api/v1/projects/{world.project.id}/members",
+        json={"email": "New.Agent@example.com", "role": "agent"},
+        headers=world.headers("manager"),
+    )
+    assert added.status_code == 201, added.text
+    body = added.json()
+    assert body["invited"] is True and body["member"]["active"] is False
+    token = body["set_password_url"].split("token=")[1]
+    assert (
+        await client.post(
+            "/api/v1/auth/login", json={"email": "new.agent@example.com", "password": "whatever1"}
+        )
+    ).status_code == 401
+    accepted = await client.post(
+        "/api/v1/auth/set-password", json={"token": token, "password": "my new password"}
+    )
+    assert accepted.status_code == 200 and accepted.json()["active"] is True
+    again = await client.post(
+        "/api/v1/auth/set-password", json={"token": token, "password": "another password"}
+    )
+    assert again.status_code == 404 and again.json()["code"] == "invite_invalid"
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": "new.agent@example.com", "password": "my new password"}
+    )
+    assert login.status_code == 200
+
+
+async def test_existing_user_is_added_and_duplicates_refused(client: httpx.AsyncClient) -> None:
+    world = await build_world()
+    path = f"/api/v1/projects/{world.project.id}/members"
+    added = await client.post(path, json={"email": "outsider@example.com"}, headers=world.headers("manager"))
+    assert added.status_code == 201 and added.json()["invited"] is False
+    again = await client.post(path, json={"email": "outsider@example.com"}, headers=world.headers("manager"))
+    assert again.status_code == 409 and again.json()["code"] == "already_member"
+
+
+async def test_a_project_keeps_its_last_manager(client: httpx.AsyncClient) -> None:
+    world = await build_world()
+    manager_id = world.users["manager"].id
+    path = f"/api/v1/projects/{world.project.id}/members/{manager_id}"
+    demote = await client.patch(path, json={"role": "agent"}, headers=world.headers("admin"))
+    assert demote.status_code == 409 and demote.json()["code"] == "last_manager"
+    remove = await client.delete(path, headers=world.headers("admin"))
+    assert remove.status_code == 409
+    promote = await client.patch(
+        f"/api/v1/projects/{world.project.id}/members/{world.users['agent'].id}",
+        json={"role": "manager"},
+        headers=world.headers("admin"),
+    )
+    assert promote.status_code == 200
+    assert (await client.delete(path, headers=world.headers("admin"))).status_code == 204
+
+
+async def test_deleting_a_project_cascades_and_schedules_redis_cleanup(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    world = await build_world()
+    project_id = world.project.id
+    response = await client.delete(f"/api/v1/projects/{project_id}", headers=world.headers("admin"))
+    assert response.status_code == 204
+    assert not await Project.exists().where(Project.id == project_id)
+    for table in (Visitor, Conversation, Message):
+        assert await table.count().where(table.project == project_id) == 0
+    assert await Visitor.count().where(Visitor.project == world.other_project.id) == 1
+    queued = [key async for key in redis.scan_iter(match="saq:*live-chat-events-queue*")]
+    assert queued, "a clear_project_keys job was enqueued"
