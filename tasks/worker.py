@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from saq import CronJob
+from saq.queue.redis import RedisQueue
 from saq.types import Context, SettingsDict
 
 from server.chat.mailbox import Mailboxes
@@ -32,6 +33,7 @@ from server.settings import Settings, SettingsError, configure_logging, get_sett
 from tasks.jobs import persist_messages
 
 HEARTBEAT_TTL_SECONDS = 60
+SAQ_SWEEP_SECONDS = 60
 log = logging.getLogger(__name__)
 
 
@@ -105,11 +107,25 @@ def make_startup(options: PipelineOptions) -> Any:
         relay.start()
         resources.push_async_callback(relay.stop)  # runs before the pools close (LIFO)
         ctx["relay"] = relay
+        await _defer_first_saq_sweep(ctx)
         sweeper = asyncio.create_task(_sweep_mailboxes(ctx, options), name="mailbox-sweep")
         resources.push_async_callback(_cancel, sweeper)
         ctx["resources"] = resources
 
     return startup
+
+
+async def _defer_first_saq_sweep(ctx: WorkerContext) -> None:
+    """Skip SAQ's sweep at start-up; it runs again after its usual interval.
+
+    SAQ 0.26 sweeps at once when a worker starts, while its job slots are dequeuing the backlog:
+    a job moved to the active list but not yet marked active looks abandoned and is aborted
+    (its FAILED state overwritten by ABORTED, or run twice). Holding SAQ's sweep lock key for one
+    interval avoids that window. Harmless for our jobs either way: they are idempotent.
+    """
+    queue = ctx["worker"].queue
+    if isinstance(queue, RedisQueue):
+        await queue.redis.set(queue.namespace("sweep"), 1, ex=SAQ_SWEEP_SECONDS, nx=True)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -138,8 +154,9 @@ def build_settings(
         "concurrency": concurrency,
         "startup": make_startup(options or PipelineOptions()),
         "shutdown": shutdown,
-        # A killed worker's jobs are found and retried after their timeout; look every 10 s.
-        "timers": {"schedule": 1, "worker_info": 10, "sweep": 10, "abort": 1},
+        # A killed worker's jobs are retried by SAQ's sweep after their timeout; their messages
+        # do not wait for it: the mailbox sweep re-queues them within seconds.
+        "timers": {"schedule": 1, "worker_info": 10, "sweep": SAQ_SWEEP_SECONDS, "abort": 1},
     }
 
 

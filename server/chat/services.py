@@ -187,3 +187,25 @@ async def mark_read(
             },
         )
     return read_seq
+
+
+async def set_priority(actor: Actor, project_id: int, conversation_id: int, priority: int) -> int:
+    """Set a conversation's priority (0 none … 4 urgent); records ``conversation.updated``."""
+    _require_agent(actor, project_id)
+    if not 0 <= priority <= 4:
+        raise Invalid("Priority goes from 0 (none) to 4 (urgent).", fields={"priority": str(priority)})
+    async with engine().transaction():
+        row = await _lock(project_id, conversation_id)
+        current = (
+            await Conversation.select(Conversation.priority).where(Conversation.id == conversation_id).first()
+        )
+        if current is not None and current["priority"] == priority:
+            return priority
+        await Conversation.update({Conversation.priority: priority}).where(Conversation.id == conversation_id)
+        await record_event(
+            EventType.CONVERSATION_UPDATED,
+            project_id=project_id,
+            conversation_id=conversation_id,
+            data={**msgspec.to_builtins(_state(row)), "priority": priority, "changed_by": actor.user_id},
+        )
+    return priority

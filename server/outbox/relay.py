@@ -127,10 +127,10 @@ class OutboxRelay:
                 await self._ensure_listener()
             try:
                 self._wake.clear()
-                while (count := await publish_pending(self.publisher, limit=self.batch_size)) > 0:
-                    self.published += count
-                    if count < self.batch_size:
-                        break
+                # A pass runs in a task of its own: when PostgreSQL drops a connection mid-
+                # transaction, Piccolo 1.38 leaves its current-transaction contextvar pointing at
+                # the released connection, which would break every later pass of this loop.
+                await asyncio.create_task(self._drain())
                 failures = 0
             except Exception as error:  # PostgreSQL or Redis away: keep the loop, back off
                 failures += 1
@@ -138,6 +138,12 @@ class OutboxRelay:
                 await self._sleep(min(0.1 * 2**failures, 5.0))
                 continue
             await self._sleep(self.sweep_interval)
+
+    async def _drain(self) -> None:
+        while (count := await publish_pending(self.publisher, limit=self.batch_size)) > 0:
+            self.published += count
+            if count < self.batch_size:
+                break
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
