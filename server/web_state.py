@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from saq.queue.base import Queue
 
+from server.chat.sending import MessageSender
 from server.database import connection_pool
 from server.redis_client import make_redis
 from server.settings import Settings
@@ -28,6 +29,11 @@ def queue_of(app: Litestar) -> Queue:
     return queue
 
 
+def sender_of(app: Litestar) -> MessageSender:
+    sender: MessageSender = app.state.sender
+    return sender
+
+
 def redis_of(app: Litestar) -> Redis:
     redis: Redis = app.state.redis
     return redis
@@ -39,9 +45,11 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     async with connection_pool(settings.database.pool_size):
         app.state.redis = make_redis(settings.redis)
         queue = app.state.queue
+        app.state.sender = MessageSender(queue, app.state.redis)
         try:
             yield
         finally:
+            await app.state.sender.aclose()
             try:
                 await queue.disconnect()
             except RedisError as error:  # shutting down with Redis gone must still finish

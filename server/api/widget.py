@@ -20,12 +20,13 @@ from server.accounts.tokens import InvalidToken, TokenClaims, verify, visitor_to
 from server.api.access import public
 from server.chat import queries
 from server.chat.identity import IdentityClaim, verify_identity
+from server.chat.schemas import MessageKind, SendAck, SendMessage, WidgetMessageCreate
 from server.chat.tables import Conversation
 from server.chat.views import MessageView, Status
 from server.chat.visitors import check_origin, open_visit, project_by_public_key, visitor_by_uid
 from server.errors import Unauthorized
 from server.ratelimit import Limit, enforce
-from server.web_state import redis_of, settings_of
+from server.web_state import redis_of, sender_of, settings_of
 
 SESSIONS_PER_IP = Limit(scope="widget-session-ip", limit=120, window_seconds=60)
 RECENT_MESSAGES = 50
@@ -128,6 +129,23 @@ async def my_conversations(request: Request[Any, Any, Any]) -> VisitorConversati
     return VisitorConversations(items=items)
 
 
+@post("/messages", opt=public(), status_code=202, summary="Send a message as the visitor; 202 once queued")
+async def send_visitor_message(
+    request: Request[Any, Any, Any], data: JSONBody[WidgetMessageCreate]
+) -> SendAck:
+    """Opens a conversation when the visitor has no open one (the worker decides, in order)."""
+    claims = visitor_claims(request)
+    assert claims.project_id is not None
+    command = SendMessage(
+        kind=MessageKind.VISITOR,
+        project_id=claims.project_id,
+        visitor_uid=claims.visitor_uid,
+        body=data.body,
+        client_msg_id=data.client_msg_id,
+    )
+    return await sender_of(request.app).send(command)
+
+
 class WidgetCORS:
     """CORS for the widget API: any origin, no credentials; preflights answered here."""
 
@@ -161,7 +179,7 @@ class WidgetCORS:
 
 widget_router = Router(
     path="/api/widget/v1",
-    route_handlers=[open_session, my_conversations],
+    route_handlers=[open_session, my_conversations, send_visitor_message],
     middleware=[DefineMiddleware(WidgetCORS)],
     tags=["widget"],
 )

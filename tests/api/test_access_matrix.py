@@ -54,6 +54,15 @@ ROUTES: dict[tuple[str, str], Call] = {
     ("GET", P + "/conversations/{conversation_id}/messages"): Call(
         "GET", P + "/conversations/{conversation_id}/messages"
     ),
+    ("POST", P + "/conversations/{conversation_id}/messages"): Call(
+        "POST", P + "/conversations/{conversation_id}/messages", lambda w, a: {"body": "Hello from " + a}
+    ),
+    ("PATCH", P + "/conversations/{conversation_id}"): Call(
+        "PATCH", P + "/conversations/{conversation_id}", lambda w, a: {"status": "pending", "priority": 2}
+    ),
+    ("POST", P + "/conversations/{conversation_id}/read"): Call(
+        "POST", P + "/conversations/{conversation_id}/read", lambda w, a: {"seq": 1}
+    ),
     ("GET", P + "/canned-replies"): Call("GET", P + "/canned-replies"),
     ("POST", P + "/canned-replies"): Call(
         "POST", P + "/canned-replies", lambda w, a: {"shortcut": "bye", "body": "Bye!"}

@@ -60,7 +60,7 @@ async def build_world() -> World:
     world.keys["other_project_key"] = await _key_for(users["other_project_key"], project_id=other.id)
 
     visitor = await f.make_visitor(project, name="Vera")
-    conversation = await f.make_conversation(project, visitor)
+    conversation = await f.make_conversation(project, visitor, last_seq=1)
     await f.make_message(conversation, seq=1, body="hello")
     reply = await f.make_canned_reply(project, shortcut="hi")
     other_visitor = await f.make_visitor(other)

@@ -6,7 +6,18 @@ from litestar import Router
 from litestar.di import Provide
 
 from server.api.access import access_guard, provide_actor
-from server.api.v1 import apikeys, auth, canned, conversations, members, projects, realtime, users, visitors
+from server.api.v1 import (
+    apikeys,
+    auth,
+    canned,
+    conversation_actions,
+    conversations,
+    members,
+    projects,
+    realtime,
+    users,
+    visitors,
+)
 
 v1_router = Router(
     path="/api/v1",
@@ -19,6 +30,7 @@ v1_router = Router(
         *realtime.route_handlers,
         *visitors.route_handlers,
         *conversations.route_handlers,
+        *conversation_actions.route_handlers,
         *canned.route_handlers,
     ],
     guards=[access_guard],
