@@ -26,3 +26,10 @@ async def persist_messages(ctx: WorkerContext, *, mailboxes: list[str]) -> dict[
             job.retries = job.attempts  # not retryable: fail now, visibly, with the reason
         raise MessagesDropped("; ".join(outcome.dropped))
     return outcome.counts()
+
+
+async def clear_project_keys(ctx: WorkerContext, *, project_id: int) -> dict[str, int]:
+    """After a project is deleted: remove its ephemeral state and caches from Redis."""
+    from server.tenancy.services import clear_project_keys as clear
+
+    return {"removed": await clear(ctx["redis"], project_id)}

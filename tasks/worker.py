@@ -30,7 +30,7 @@ from server.database import connection_pool
 from server.outbox.relay import OutboxRelay
 from server.redis_client import Keys, make_redis
 from server.settings import Settings, SettingsError, configure_logging, get_settings
-from tasks.jobs import persist_messages
+from tasks.jobs import clear_project_keys, persist_messages
 
 HEARTBEAT_TTL_SECONDS = 60
 SAQ_SWEEP_SECONDS = 60
@@ -149,7 +149,7 @@ def build_settings(
 
     return {
         "queue": make_queue(settings.redis, concurrency=concurrency),
-        "functions": [heartbeat, persist_messages],
+        "functions": [heartbeat, persist_messages, clear_project_keys],
         "cron_jobs": [CronJob(heartbeat, cron="* * * * * */5", unique=True)],
         "concurrency": concurrency,
         "startup": make_startup(options or PipelineOptions()),

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
+
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from server.chat.tables import Conversation, Message, Visitor
 from server.redis_client import Keys
 from server.tenancy.tables import Project
 from tests.api.world import build_world
+from tests.processes import PYTHON, running
 
 
 async def test_project_list_shows_only_memberships(client: httpx.AsyncClient) -> None:
@@ -133,3 +139,25 @@ async def test_deleting_a_project_cascades_and_schedules_redis_cleanup(
     assert await Visitor.count().where(Visitor.project == world.other_project.id) == 1
     queued = [key async for key in redis.scan_iter(match="saq:*live-chat-events-queue*")]
     assert queued, "a clear_project_keys job was enqueued"
+
+
+@pytest.mark.slow
+async def test_the_cleanup_job_removes_the_projects_redis_keys(
+    client: httpx.AsyncClient, redis: Redis, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    world = await build_world()
+    project_id = world.project.id
+    await redis.set(Keys.visitor_location(project_id, "v_1"), b"{}")
+    await redis.zadd(Keys.visitor_presence(project_id), {"v_1": 1.0})
+    await redis.set(Keys.visitor_location(world.other_project.id, "v_2"), b"{}")
+    assert (
+        await client.delete(f"/api/v1/projects/{project_id}", headers=world.headers("admin"))
+    ).status_code == 204
+    with running([PYTHON, "-m", "saq", "tasks.worker.settings"], subprocess_env, tmp_path / "worker.log"):
+        wait_until_async = time.monotonic() + 30
+        while time.monotonic() < wait_until_async:
+            if not [key async for key in redis.scan_iter(match=Keys.project_pattern(project_id))]:
+                break
+            await asyncio.sleep(0.2)
+    assert [key async for key in redis.scan_iter(match=Keys.project_pattern(project_id))] == []
+    assert await redis.get(Keys.visitor_location(world.other_project.id, "v_2")) == b"{}"
