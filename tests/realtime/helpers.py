@@ -70,3 +70,33 @@ def message_event(
 async def publish(redis: Redis, envelope: Envelope) -> None:
     """What the worker's outbox relay does: publish on the project's channel."""
     await redis.publish(project_channel(envelope.project_id), encode(envelope))
+
+
+async def raw_socket(http: Any, ws_url: str, namespace: str, auth: dict[str, Any]) -> Any:
+    """A bare websocket that did the Engine.IO handshake and joined ``namespace`` (aiohttp)."""
+    import msgspec
+
+    ws = await http.ws_connect(ws_url, autoping=False)
+    opened = await ws.receive_str()
+    assert opened.startswith("0{"), opened
+    await ws.send_str(f"40{namespace}," + msgspec.json.encode(auth).decode())
+    while True:
+        frame = await ws.receive_str()
+        if frame.startswith(f"40{namespace},"):
+            return ws
+        assert not frame.startswith("44"), frame
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process used so far (from /proc)."""
+    import os
+
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()  # noqa: SIM115
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):  # noqa: SIM115
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
