@@ -81,6 +81,7 @@ async def test_two_gateways_messages_typing_navigation_presence_and_failover(
                     first.process.wait()
                     # while the visitor is away, agents keep writing
                     conversation = await Conversation.objects().get(Conversation.id == conversation_id)
+                    assert conversation is not None
                     for seq in (last_seen + 2, last_seen + 3):
                         await make_message(conversation, seq=seq, body=f"missed {seq}", sender_kind="agent")
                         await publish(
