@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.handlers.base import BaseRouteHandler
 
 from server.accounts.sessions import SESSION_COOKIE, SessionData, load_session
@@ -29,11 +30,13 @@ from server.tenancy import access
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
 from server.tenancy.apikeys import authenticate_api_key
 from server.tenancy.queries import actor_for
+from server.tenancy.tables import Project
 from server.web_state import redis_of
 
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ACCESS_OPT = "access"
+MAX_ID = 2**31 - 1
 
 CurrentActor: TypeAlias = NamedDependency[Actor]
 """Declare ``actor: CurrentActor`` in a handler to receive the caller resolved by the guard."""
@@ -106,6 +109,8 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor 
 
 
 async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    if connection.scope.get("method") == "OPTIONS" and ACCESS_OPT not in handler.opt:
+        return  # Litestar's own OPTIONS answer (allowed methods): no data, nothing to guard
     rule = rule_of(handler)
     if not rule.authenticated:
         return
@@ -117,9 +122,22 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     if writes and not access.can_write(actor):
         raise Forbidden("This API key is read-only.", code="read_only_key")
     project_id = connection.path_params.get("project_id")
+    if project_id is not None and (not isinstance(project_id, int) or not 1 <= project_id <= MAX_ID):
+        # Guards run before parameter validation: check the range here, before any query uses it.
+        raise ValidationException(
+            "The request is not valid.",
+            extra=[{"key": "project_id", "message": f"Expected `int` in 1..{MAX_ID}"}],
+        )
     if project_id is not None and (
         not isinstance(project_id, int) or access.role_in(actor, project_id) is None
     ):
+        raise NotFound("No such project.")
+    if (
+        project_id is not None
+        and access.is_admin(actor)
+        and not await Project.exists().where(Project.id == project_id)
+    ):
+        # Members' projects exist (memberships cascade); a global admin may name any id.
         raise NotFound("No such project.")
     if rule.project_role is not None:
         if project_id is None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from server.errors import DomainError, RateLimited
@@ -26,6 +29,41 @@ _HTTP_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error of the API, whatever its status."""
+
+    code: str
+    """Stable and machine-readable, e.g. ``not_found``, ``invalid``, ``rate_limited``."""
+    message: str
+    """For people; may change."""
+    fields: dict[str, str] | None = None
+    """For validation errors: which field, and what is wrong with it."""
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request: bad JSON, unknown field, wrong type or value out of range",
+    401: "No valid credentials",
+    403: "Authenticated, but not allowed (role, read-only key, CSRF)",
+    404: "No such object in this project (ids of other projects are 404 too)",
+    409: "Conflicts with the current state",
+    413: "Body too large",
+    422: "Well-formed but not acceptable values",
+    429: "Rate limited; see Retry-After",
+    503: "A backing service is unavailable; retry (with the same client_msg_id for messages)",
+}
+ERROR_RESPONSES = {
+    status: ResponseSpec(data_container=ErrorBody, description=description)
+    for status, description in _DESCRIPTIONS.items()
+}
+
+
+def document_errors(handlers: Iterable[Any]) -> list[Any]:
+    """Declare the error body on every handler, so the OpenAPI schema matches what we send."""
+    for handler in handlers:
+        handler.responses = {**ERROR_RESPONSES, **(handler.responses or {})}
+    return list(handlers)
 
 
 def _body(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
@@ -51,7 +89,10 @@ def _validation_fields(error: ValidationException) -> dict[str, str]:
     for item in extra:
         if isinstance(item, dict):
             key = str(item.get("key") or item.get("source") or "body")
-            fields[key] = str(item.get("message", "invalid"))
+            message = str(item.get("message", "invalid"))
+            if message == f"'{key}'":  # a KeyError's text: the value is missing altogether
+                message = "required" if key != "data" else "a JSON body is required"
+            fields["body" if key == "data" else key] = message
     return fields
 
 

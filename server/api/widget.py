@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Receive
 
 from server.accounts.tokens import InvalidToken, TokenClaims, verify, visitor_token
 from server.api.access import public
+from server.api.errors import document_errors
 from server.chat import queries
 from server.chat.identity import IdentityClaim, verify_identity
 from server.chat.schemas import MessageKind, SendAck, SendMessage, WidgetMessageCreate
@@ -179,7 +180,7 @@ class WidgetCORS:
 
 widget_router = Router(
     path="/api/widget/v1",
-    route_handlers=[open_session, my_conversations, send_visitor_message],
+    route_handlers=document_errors([open_session, my_conversations, send_visitor_message]),
     middleware=[DefineMiddleware(WidgetCORS)],
     tags=["widget"],
 )

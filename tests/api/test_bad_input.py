@@ -78,3 +78,15 @@ async def test_unknown_route_and_method_are_json_errors(client: httpx.AsyncClien
     assert (await client.get("/api/v1/nope", headers=world.headers("admin"))).json()["code"] == "not_found"
     response = await client.put("/api/v1/projects", headers=world.headers("admin"))
     assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"
+
+
+async def test_admin_on_a_project_that_does_not_exist_gets_404(client: httpx.AsyncClient) -> None:
+    world = await build_world()
+    for method, path, body in (
+        ("GET", "/api/v1/projects/424242", None),
+        ("POST", "/api/v1/projects/424242/canned-replies", {"shortcut": "x", "body": "y"}),
+        ("GET", "/api/v1/projects/424242/conversations", None),
+    ):
+        response = await client.request(method, path, json=body, headers=world.headers("admin"))
+        assert response.status_code == 404, response.text
+        assert response.json()["code"] == "not_found"

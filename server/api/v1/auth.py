@@ -59,12 +59,15 @@ async def login(request: Request[Any, Any, Any], data: JSONBody[LoginRequest]) -
     return Response(SessionView(user=user_view(user), csrf_token=session.data.csrf_token), cookies=[cookie])
 
 
-@post("/auth/logout", opt=public(), status_code=204, summary="End the session of this cookie")
-async def logout(request: Request[Any, Any, Any]) -> Response[None]:
+@post(
+    "/auth/logout",
+    opt=public(),
+    status_code=204,
+    summary="End the session of this cookie",
+    response_cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, httponly=True, samesite="lax")],
+)
+async def logout(request: Request[Any, Any, Any]) -> None:
     await destroy_session(redis_of(request.app), request.cookies.get(SESSION_COOKIE))
-    response: Response[None] = Response(None, status_code=204)
-    response.delete_cookie(SESSION_COOKIE)
-    return response
 
 
 @get("/auth/session", opt=signed_in(), summary="The signed-in user and the session's CSRF token")

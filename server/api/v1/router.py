@@ -6,6 +6,7 @@ from litestar import Router
 from litestar.di import Provide
 
 from server.api.access import access_guard, provide_actor
+from server.api.errors import document_errors
 from server.api.v1 import (
     apikeys,
     auth,
@@ -21,18 +22,20 @@ from server.api.v1 import (
 
 v1_router = Router(
     path="/api/v1",
-    route_handlers=[
-        *auth.route_handlers,
-        *users.route_handlers,
-        *projects.route_handlers,
-        *members.route_handlers,
-        *apikeys.route_handlers,
-        *realtime.route_handlers,
-        *visitors.route_handlers,
-        *conversations.route_handlers,
-        *conversation_actions.route_handlers,
-        *canned.route_handlers,
-    ],
+    route_handlers=document_errors(
+        [
+            *auth.route_handlers,
+            *users.route_handlers,
+            *projects.route_handlers,
+            *members.route_handlers,
+            *apikeys.route_handlers,
+            *realtime.route_handlers,
+            *visitors.route_handlers,
+            *conversations.route_handlers,
+            *conversation_actions.route_handlers,
+            *canned.route_handlers,
+        ]
+    ),
     guards=[access_guard],
     dependencies={"actor": Provide(provide_actor, sync_to_thread=False)},
 )
