@@ -21,6 +21,8 @@ from console.admin import (
 from console.auth import is_global_admin, session_user
 from server.accounts.services import authenticate
 from server.accounts.sessions import SESSION_COOKIE, SESSION_TTL_SECONDS, create_session, destroy_session
+from server.errors import DomainError
+from server.tenancy.services import accept_invite
 from server.web_state import redis_of, settings_of
 
 
@@ -89,6 +91,36 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
     return response
 
 
+class SetPasswordForm(Struct):
+    token: str = ""
+    password: str = ""
+    password_again: str = ""
+
+
+@get("/set-password", name="console:set-password")
+async def set_password_page(request: Request[Any, Any, Any]) -> Template:
+    context = {"token": request.query_params.get("token", ""), "error": None}
+    return Template("console/set_password.html", context=context)
+
+
+@post("/set-password", name="console:set-password-submit", status_code=303)
+async def set_password_submit(
+    request: Request[Any, Any, Any],
+    data: Annotated[SetPasswordForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+) -> Template | Redirect:
+    """An invited user chooses a password: the invitation's one-time token activates the account."""
+    error = "The two passwords differ." if data.password != data.password_again else None
+    if error is None:
+        try:
+            await accept_invite(redis_of(request.app), data.token, data.password)
+        except DomainError as failure:
+            error = failure.message
+    if error is not None:
+        context = {"token": data.token, "error": error}
+        return Template("console/set_password.html", context=context, status_code=400)
+    return Redirect("/console/login?next=/console/", status_code=303)
+
+
 @get("/", name="console:home")
 async def home(request: Request[Any, Any, Any]) -> Template | Redirect:
     user = await session_user(request, redis_of(request.app))
@@ -99,5 +131,7 @@ async def home(request: Request[Any, Any, Any]) -> Template | Redirect:
 
 
 console_router = Router(
-    path="/console", route_handlers=[login_page, login_submit, logout, home], include_in_schema=False
+    path="/console",
+    route_handlers=[login_page, login_submit, logout, set_password_page, set_password_submit, home],
+    include_in_schema=False,
 )

@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     handlers["fetch-assets"] = _fetch_assets
 
     args = parser.parse_args(argv)
+    if args.command in ("migrate", "createadmin"):
+        from server.devserver import load_env_file
+
+        load_env_file()  # beside a running `make dev`, use its embedded servers
     from server.accounts.commands import CommandError
     from server.assets import AssetError
     from server.embedded import EmbeddedServerError

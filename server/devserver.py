@@ -61,6 +61,27 @@ def check_port_free(name: str, listen: ListenSettings) -> None:
             ) from None
 
 
+ENV_FILE = "running.env"
+
+
+def write_env_file(data: Path, values: dict[str, str]) -> None:
+    """Where commands run beside ``make dev`` (createadmin, migrate) find the embedded servers."""
+    path = data / ENV_FILE
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    path.chmod(0o600)
+
+
+def load_env_file() -> None:
+    """Fill unset DATABASE_URL / REDIS_URL / SECRET_KEY from a running ``make dev``, if there is one."""
+    path = data_dir() / ENV_FILE
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name and not os.environ.get(name, "").strip():
+            os.environ[name] = value
+
+
 def data_dir() -> Path:
     """Where the embedded servers keep their data: ``PARLEY_DATA_DIR``, by default ``.data/``."""
     return Path(os.environ.get("PARLEY_DATA_DIR", "").strip() or ROOT / ".data").resolve()
@@ -82,6 +103,7 @@ def run_dev(processes: list[str]) -> str:
                 if not env.get(name, "").strip():
                     env[name] = url
             print(f"parley dev: embedded servers under {data} ({env['DATABASE_URL']}, {env['REDIS_URL']})")
+            write_env_file(data, {name: env[name] for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")})
         try:
             settings = load_settings(env)
         except SettingsError as error:
@@ -95,6 +117,7 @@ def run_dev(processes: list[str]) -> str:
     finally:
         if embedded is not None:
             embedded.stop()
+            (data / ENV_FILE).unlink(missing_ok=True)
             print("parley dev: embedded servers stopped")
 
 

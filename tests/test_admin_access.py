@@ -148,3 +148,25 @@ async def test_login_never_redirects_off_site(client: httpx.AsyncClient) -> None
     await f.make_user(email="ann@example.com", password="right-password")
     response = await _login(client, "ann@example.com", "right-password", next="//evil.example/x")
     assert response.headers["location"] == "/console/"
+
+
+async def test_invited_user_sets_a_password_in_the_console(client: httpx.AsyncClient, redis: Any) -> None:
+    from server.tenancy.access import ProjectRole
+    from server.tenancy.services import add_member
+
+    project = await f.make_project()
+    _, token = await add_member(redis, project.id, "invitee@example.com", ProjectRole.AGENT)
+    page = await client.get(f"/console/set-password?token={token}")
+    assert page.status_code == 200
+    csrf = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert csrf
+    form = {"token": token, "password": "brand new pw", "_csrf_token": csrf.group(1)}
+    mismatch = await client.post("/console/set-password", data={**form, "password_again": "other"})
+    assert mismatch.status_code == 400 and "differ" in mismatch.text
+    done = await client.post(
+        "/console/set-password", data={**form, "password_again": "brand new pw"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert (await _login(client, "invitee@example.com", "brand new pw")).status_code == 303
+    reused = await client.post("/console/set-password", data={**form, "password_again": "brand new pw"})
+    assert reused.status_code == 400 and "unknown, used or expired" in reused.text
