@@ -26,7 +26,7 @@ from saq.types import Context, SettingsDict
 
 from server.chat.mailbox import Mailboxes
 from server.chat.sending import enqueue_stale_mailboxes
-from server.database import connection_pool
+from server.database import connection_pool, engine
 from server.outbox.relay import OutboxRelay
 from server.redis_client import Keys, make_redis
 from server.settings import Settings, SettingsError, configure_logging, get_settings
@@ -138,8 +138,17 @@ startup = make_startup(PipelineOptions())
 
 
 async def shutdown(ctx: WorkerContext) -> None:
-    if "resources" in ctx:
-        await ctx["resources"].aclose()
+    if "resources" not in ctx:
+        return
+    try:
+        # asyncpg's pool.close() waits for every connection to come back; a job cancelled while
+        # PostgreSQL was unreachable can keep one forever. Bound it, then drop the pool hard.
+        await asyncio.wait_for(ctx["resources"].aclose(), timeout=10)
+    except TimeoutError:
+        log.warning("worker resources did not close within 10 s; terminating the database pool")
+        pool = engine().pool
+        if pool is not None:
+            pool.terminate()
 
 
 def build_settings(

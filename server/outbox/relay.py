@@ -113,8 +113,9 @@ class OutboxRelay:
         self._stopping.set()
         self._wake.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # A pass stuck on an unreachable PostgreSQL must not hold the process up.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, timeout=5)
         await self._close_listener()
 
     def wake(self) -> None:
