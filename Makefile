@@ -43,6 +43,8 @@ lint: install
 	$(BIN)/mypy server console tasks tests piccolo_conf.py
 
 bench: install assets
+	@command -v wrk >/dev/null 2>&1 || { echo "installing Debian's wrk (HTTP load client for bench/)"; \
+		$$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench
 
 # Headless Chromium for the console's browser tests (Debian's package; root or sudo).

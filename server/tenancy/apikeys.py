@@ -4,16 +4,18 @@ project and to reading, optionally expiring. ``Authorization: Bearer <key>`` act
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from server.accounts.tables import User
+from piccolo.querystring import QueryString
+
+from server.database import engine
 from server.errors import Invalid, NotFound
 from server.tenancy import access
-from server.tenancy.access import Actor
-from server.tenancy.queries import actor_for
+from server.tenancy.access import Actor, GlobalRole, ProjectRole
 from server.tenancy.tables import ApiKey
 
 KEY_PREFIX = "prly_"
@@ -92,36 +94,43 @@ def is_read_only(scopes: object) -> bool:
     return not isinstance(scopes, list) or "write" not in scopes
 
 
+_AUTHENTICATE = """
+SELECT k.id, k.project, k.scopes, k.expires_at, k.revoked_at, k.last_used_at,
+       u.id AS user_id, u.global_role, u.active,
+       COALESCE(
+         (SELECT json_object_agg(m.project, m.role) FROM project_member m WHERE m."user" = u.id),
+         json_build_object()
+       ) AS memberships
+FROM api_key k JOIN parley_user u ON u.id = k."user"
+WHERE k.secret_hash = {}
+"""
+
+
 async def authenticate_api_key(secret: str) -> Actor | None:
-    """The actor a bearer secret stands for, or None when unknown, revoked, expired or inactive."""
+    """The actor a bearer secret stands for, or None when unknown, revoked, expired or inactive.
+
+    One round trip (key, owner and memberships together): it runs on every API request.
+    """
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         return None
-    row: dict[str, Any] | None = (
-        await ApiKey.select(
-            ApiKey.id,
-            ApiKey.user,
-            ApiKey.project,
-            ApiKey.scopes,
-            ApiKey.expires_at,
-            ApiKey.revoked_at,
-            ApiKey.last_used_at,
-        )
-        .where(ApiKey.secret_hash == hash_secret(secret))
-        .first()
-        .output(load_json=True)
-    )
+    rows = await engine().run_querystring(QueryString(_AUTHENTICATE, hash_secret(secret)))
+    row: dict[str, Any] | None = rows[0] if rows else None
     now = datetime.now(UTC)
-    if (
-        row is None
-        or row["revoked_at"] is not None
-        or (row["expires_at"] is not None and row["expires_at"] <= now)
-    ):
+    if row is None or not row["active"] or row["revoked_at"] is not None:
         return None
-    user: User | None = await User.objects().where((User.id == row["user"]) & (User.active == True)).first()  # noqa: E712
-    if user is None:
+    if row["expires_at"] is not None and row["expires_at"] <= now:
         return None
     if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_RESOLUTION:
         await ApiKey.update({ApiKey.last_used_at: now}).where(ApiKey.id == row["id"])
-    return await actor_for(
-        user, key_project_id=row["project"], read_only=is_read_only(row["scopes"]), api_key_id=row["id"]
+    memberships = (
+        json.loads(row["memberships"]) if isinstance(row["memberships"], str) else row["memberships"]
+    )
+    scopes = json.loads(row["scopes"]) if isinstance(row["scopes"], str) else row["scopes"]
+    return Actor(
+        user_id=row["user_id"],
+        global_role=GlobalRole(row["global_role"]),
+        memberships={int(project): ProjectRole(role) for project, role in memberships.items()},
+        key_project_id=row["project"],
+        read_only=is_read_only(scopes),
+        api_key_id=row["id"],
     )
