@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 import msgspec
 
 from server.chat.queries import list_messages
+from server.chat.services import mark_read
 from server.errors import DomainError
 from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
@@ -153,23 +154,18 @@ async def on_navigate(
 
 
 async def on_read(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
+    """A read mark goes through the chat service (the one write path); its ``conversation.read``
+    event reaches the sockets through the outbox like any durable event."""
     payload = decode(args, ReadIn)
     owner = await _owned(services, session, payload.conversation_id)
-    await services.publish(
-        Envelope(
-            type=EventType.CONVERSATION_READ,
-            project_id=owner.project_id,
-            at=time.time(),
-            conversation_id=payload.conversation_id,
-            data={
-                "conversation_id": payload.conversation_id,
-                "visitor_uid": owner.visitor_uid,
-                "seq": payload.seq,
-                "reader": _sender(session.principal),
-            },
+    principal = session.principal
+    if isinstance(principal, VisitorPrincipal):
+        seq = await mark_read(
+            owner.project_id, payload.conversation_id, payload.seq, visitor_uid=principal.visitor_uid
         )
-    )
-    return {"ok": True}
+    else:
+        seq = await mark_read(owner.project_id, payload.conversation_id, payload.seq, actor=principal.actor)
+    return {"ok": True, "seq": seq}
 
 
 async def on_sync(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from server.chat.tables import Conversation
+from server.outbox.tables import OutboxEvent
 from server.redis_client import Keys
 from server.tenancy.tables import ProjectMember
 from tests.factories import (
@@ -97,9 +99,25 @@ async def test_typing_navigation_and_read_marks(gateway: GatewayProcess, setting
         await v_rx.wait_for(lambda: v_rx.named("typing.stopped"))
         assert len(v_rx.named("typing.started")) == 1  # the private-note typing stays with agents
         assert v_rx.named("visitor.navigated") == []  # navigation is agents' business
-        await ac.call("read", {"conversation_id": chat.id, "seq": 4}, namespace="/agent")
-        read = await v_rx.wait_for(lambda: v_rx.named("conversation.read"))
-        assert read[0]["data"]["seq"] == 4
+        # read marks go through the chat service: the event is recorded in the outbox (the
+        # worker's relay publishes it; see test_cluster for that road), seq clamped to last_seq
+        await make_message(chat, seq=1)
+        await Conversation.update({Conversation.last_seq: 1}).where(Conversation.id == chat.id)
+        assert await ac.call("read", {"conversation_id": chat.id, "seq": 4}, namespace="/agent") == {
+            "ok": True,
+            "seq": 1,
+        }
+        assert await vc.call("read", {"conversation_id": chat.id, "seq": 1}, namespace="/visitor") == {
+            "ok": True,
+            "seq": 1,
+        }
+        readers = [
+            row["payload"]["data"]["reader"]
+            for row in await OutboxEvent.select(OutboxEvent.payload)
+            .where(OutboxEvent.type == "conversation.read")
+            .output(load_json=True)
+        ]
+        assert readers == [{"kind": "agent", "user_id": agent.id}, {"kind": "visitor", "visitor_uid": "v_t"}]
 
 
 async def test_presence_counts_tabs_once_and_waits_for_the_grace_period(
