@@ -7,6 +7,7 @@ import uuid
 import asyncpg
 import pytest
 
+from server.accounts.services import create_user
 from server.accounts.tables import User
 from server.chat.tables import CannedReply, Conversation, Message, Visitor
 from server.database import engine
@@ -94,9 +95,9 @@ async def test_message_seq_and_client_msg_id_are_unique_per_conversation() -> No
 
 
 async def test_email_is_unique_whatever_its_case() -> None:
-    await f.make_user(email="Ana@Example.com")
+    await create_user("Ana@Example.com", "a long password")
     with pytest.raises(Conflict):
-        await f.make_user(email="ana@example.COM")
+        await create_user("ana@example.COM", "a long password")
     with pytest.raises(asyncpg.UniqueViolationError):  # the database holds it too, not only the service
         await User.insert(User(username="x", email="ANA@example.com", password="!"))
 
