@@ -166,9 +166,9 @@ class Gateway:
         if conn is None:
             ws.end(PROTOCOL_ERROR, "no session")
             return
-        conn.ws = ws
+        conn.attach(ws)
         self.connections[conn] = None
-        ws.subscribe(PING_TOPIC)
+        conn.subscribe(PING_TOPIC)
         conn.send(
             protocol.encode_open(
                 conn.eio_sid,
@@ -185,7 +185,7 @@ class Gateway:
         conn.mark_closed()
         self.connections.pop(conn, None)
         conn.inbox = None
-        sessions = list(conn.namespaces.values()) if conn.namespaces else []
+        sessions = conn.namespaces or []
         conn.namespaces = None
         for session in sessions:
             self._spawn(self._leave(session))
@@ -229,25 +229,23 @@ class Gateway:
                     )
                 )
                 return
-            if conn.session(namespace) is not None or (conn.pending and namespace in conn.pending):
+            if conn.session(namespace) is not None or conn.is_pending(namespace):
                 conn.send(
                     protocol.encode_connect_error(
                         namespace, "already connected to this namespace", {"code": "already_connected"}
                     )
                 )
                 return
-            if conn.pending is None:
-                conn.pending = set()
-            conn.pending.add(namespace)
+            conn.set_pending(namespace, True)
             self._enqueue(conn, packet)
         elif packet.type is SocketType.DISCONNECT:
-            session = conn.namespaces.pop(namespace, None) if conn.namespaces else None
+            session = conn.pop_session(namespace)
             if session is not None:
                 for topic in session.topics:
                     conn.unsubscribe(topic)
                 self._spawn(self._leave(session))
         elif packet.type is SocketType.EVENT:
-            if conn.session(namespace) is None and not (conn.pending and namespace in conn.pending):
+            if conn.session(namespace) is None and not conn.is_pending(namespace):
                 if packet.ack_id is not None:
                     conn.send(protocol.encode_ack(namespace, packet.ack_id, [{"error": _not_connected()}]))
                 return
@@ -290,8 +288,7 @@ class Gateway:
             else:
                 principal = await self.authenticator.agent(auth)
         except AuthError as error:
-            if conn.pending:
-                conn.pending.discard(namespace)
+            conn.set_pending(namespace, False)
             self._send(conn, protocol.encode_connect_error(namespace, error.message, {"code": error.code}))
             return
         if conn.closed:
@@ -299,19 +296,16 @@ class Gateway:
         session = NamespaceSession(namespace=namespace, sid=secrets.token_urlsafe(15), principal=principal)
         session.topics = _topics(session)
         await self.fanout.acquire(_projects(session))
-        if conn.pending:
-            conn.pending.discard(namespace)
+        conn.set_pending(namespace, False)
         if _gone(conn):  # closed while we awaited Redis
             await self.fanout.release(_projects(session))
             return
         for topic in session.topics:
             conn.subscribe(topic)
-        if conn.namespaces is None:
-            conn.namespaces = {}
-        conn.namespaces[namespace] = session
+        conn.add_session(session)
         self._send(conn, protocol.encode_connect(namespace, session.sid))
         for subject in _subjects(session):
-            await self.presence.connect(subject, session.sid)
+            self.presence.connect(subject, session.sid)
 
     async def _leave(self, session: NamespaceSession) -> None:
         try:

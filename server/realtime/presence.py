@@ -42,6 +42,7 @@ Status = Literal["online", "away", "offline"]
 LOCATION_TTL_SECONDS = 3600
 STATUS_TTL_SECONDS = 86_400
 SWEEP_BATCH = 500
+JOIN_BATCH = 1000
 
 ALL_SOCKETS = f"{PREFIX}:presence:sockets"
 PENDING = f"{PREFIX}:presence:pending"
@@ -116,26 +117,52 @@ class Presence:
         self._publish = publish
         self._finalize: Any = redis.register_script(_FINALIZE)
         self.local: dict[tuple[Subject, str], None] = {}
+        self._joins: list[tuple[Subject, str]] = []
+        self._join_writer: asyncio.Task[None] | None = None
         """This node's live entries (subject, socket sid); refreshed every heartbeat."""
 
     def _member(self, sid: str) -> str:
         return f"{self._node_id}:{sid}"
 
-    async def connect(self, subject: Subject, sid: str) -> None:
-        """A socket of ``subject`` joined; reports ``online`` if it was offline."""
+    def connect(self, subject: Subject, sid: str) -> None:
+        """A socket of ``subject`` joined; ``online`` is reported if the subject was offline.
+
+        Returns at once: joins are written in batches (one pipeline for all the sockets that
+        joined meanwhile), which keeps a connection storm cheap in Redis round trips and memory.
+        """
         self.local[(subject, sid)] = None
-        now_ms = int(time.time() * 1000)
-        expiry = now_ms + self._ttl_ms
-        member = self._member(sid)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(subject.sockets_key, {member: expiry})
-            pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
-            pipe.zadd(ALL_SOCKETS, {f"{subject.encode()}|{member}": expiry})
-            pipe.zadd(subject.project_set, {subject.id: expiry / 1000}, gt=True)
-            pipe.set(subject.status_key, "online", nx=True, ex=STATUS_TTL_SECONDS)
+        self._joins.append((subject, sid))
+        if self._join_writer is None or self._join_writer.done():
+            self._join_writer = asyncio.get_running_loop().create_task(self._write_joins())
+
+    async def _write_joins(self) -> None:
+        while self._joins:
+            batch, self._joins = self._joins[:JOIN_BATCH], self._joins[JOIN_BATCH:]
+            # a socket that already left is not registered (its disconnect found nothing to remove)
+            batch = [entry for entry in batch if entry in self.local]
+            try:
+                await self._register(batch)
+            except Exception:
+                log.exception("registering %d sockets' presence failed", len(batch))
+
+    async def _register(self, entries: list[tuple[Subject, str]]) -> None:
+        if not entries:
+            return
+        expiry = int(time.time() * 1000) + self._ttl_ms
+        # ZADD before SET NX for each subject: the sweeper's atomic re-count then either sees the
+        # socket (and keeps the status) or ran before it (and the SET NX reports online again).
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for subject, sid in entries:
+                member = self._member(sid)
+                pipe.zadd(subject.sockets_key, {member: expiry})
+                pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
+                pipe.zadd(ALL_SOCKETS, {f"{subject.encode()}|{member}": expiry})
+                pipe.zadd(subject.project_set, {subject.id: expiry / 1000}, gt=True)
+                pipe.set(subject.status_key, "online", nx=True, ex=STATUS_TTL_SECONDS)
             results = await pipe.execute()
-        if results[-1]:
-            await self._announce(subject, "online")
+        for index, (subject, _) in enumerate(entries):
+            if results[index * 5 + 4]:
+                await self._announce(subject, "online")
 
     async def disconnect(self, subject: Subject, sid: str) -> None:
         """A socket left; the subject is re-counted after the grace period."""
