@@ -193,3 +193,22 @@ async def test_two_namespaces_over_one_websocket(gateway: GatewayProcess, settin
         while not frame.startswith("43"):  # pings, and the agent's visitor.navigated
             frame = await asyncio.wait_for(ws.receive_str(), 5)
         assert frame.startswith("43/visitor,9") and "not_connected" in frame
+
+
+async def test_browser_origin_must_be_allowed_for_visitors(gateway: GatewayProcess, settings: Any) -> None:
+    project = await make_project(allowed_origins=["https://shop.example"])
+    auth = msgspec.json.encode(visitor_auth(settings, project.id, "v_o")).decode()
+    async with aiohttp.ClientSession() as http:
+        for origin, expected in (
+            ("https://evil.example", "44/visitor,"),
+            ("https://shop.example", "40/visitor,"),
+        ):
+            async with http.ws_connect(gateway.ws_url, headers={"Origin": origin}) as ws:
+                await ws.receive_str()
+                await ws.send_str(f"40/visitor,{auth}")
+                frame = await asyncio.wait_for(ws.receive_str(), 5)
+                while frame == "2":
+                    frame = await asyncio.wait_for(ws.receive_str(), 5)
+                assert frame.startswith(expected), frame
+                if expected.startswith("44"):
+                    assert "origin_not_allowed" in frame
