@@ -23,7 +23,9 @@ async def _admin_key() -> str:
     visitor = await f.make_visitor(project)
     conversation = await f.make_conversation(project, visitor, last_seq=1)
     await f.make_message(conversation, seq=1)
-    created = await create_api_key(await actor_for(admin), name="fuzz", project_id=None, read_only=False, expires_at=None)
+    created = await create_api_key(
+        await actor_for(admin), name="fuzz", project_id=None, read_only=False, expires_at=None
+    )
     return created.secret
 
 
@@ -55,6 +57,7 @@ async def test_schemathesis_finds_no_server_error(subprocess_env: dict[str, str]
             ],
             capture_output=True,
             text=True,
+            cwd=tmp_path,  # schemathesis keeps its state in ./.schemathesis
             timeout=400,
             check=False,
         )
