@@ -1,7 +1,8 @@
 """Indexes for the inbox queries. Messages by (conversation, seq) use the unique constraint's index."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+
+from server.migration_sql import sql_migration
 
 ID = "2026-11-24T23:00:13:928126"
 VERSION = "1.38.0"
@@ -20,20 +21,6 @@ BACKWARDS = [
 
 
 async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="chat", description=DESCRIPTION)
-
-    async def run() -> None:
-        engine = engine_finder()
-        assert engine is not None
-        for statement in FORWARDS:
-            await engine.run_ddl(statement)
-
-    async def run_backwards() -> None:
-        engine = engine_finder()
-        assert engine is not None
-        for statement in BACKWARDS:
-            await engine.run_ddl(statement)
-
-    manager.add_raw(run)
-    manager.add_raw_backwards(run_backwards)
-    return manager
+    return sql_migration(
+        migration_id=ID, app_name="chat", description=DESCRIPTION, forwards=FORWARDS, backwards=BACKWARDS
+    )
