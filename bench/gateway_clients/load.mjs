@@ -36,7 +36,7 @@ function open(i) {
   });
 }
 
-const batch = 500;
+const batch = 500;  // concurrent handshakes
 for (let i = 0; i < count; i += batch) {
   const opening = [];
   for (let j = i; j < Math.min(count, i + batch); j++) opening.push(open(j));
