@@ -46,6 +46,7 @@ class Fanout:
         after_publish: Callable[[], None],
         visitor_of_conversation: OwnerLookup,
         node_channel: str,
+        on_gap: Callable[[], None] = lambda: None,
     ) -> None:
         self._redis = redis
         self._pubsub: Any = subscriber.pubsub()
@@ -53,6 +54,8 @@ class Fanout:
         self._after_publish = after_publish
         self._visitor_of_conversation = visitor_of_conversation
         self._node_channel = node_channel
+        self._on_gap = on_gap
+        self._node_subscribed = False
         self._counts: dict[int, int] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -132,6 +135,13 @@ class Fanout:
         if isinstance(channel, bytes):
             channel = channel.decode()
         if kind == "subscribe":
+            if channel == self._node_channel:
+                # Confirmed again: the connection to Redis was lost and re-established, and
+                # whatever was published meanwhile never reached us: sockets must catch up.
+                if self._node_subscribed:
+                    log.warning("event stream from Redis was interrupted; asking sockets to resync")
+                    self._on_gap()
+                self._node_subscribed = True
             future = self._confirmed.pop(str(channel), None)
             if future is not None and not future.done():
                 future.set_result(None)

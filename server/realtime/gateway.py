@@ -116,6 +116,15 @@ class Gateway:
         self.app.any("/socket.io/", self._refuse_http)
         self.app.any("/socket.io/*", self._refuse_http)
 
+    def resync_all(self) -> None:
+        """Tell every socket to ``sync``: events may have been missed (Redis connection lost)."""
+        for namespace in HANDLERS:
+            payload = {"reason": "the server's event stream was interrupted; sync to catch up"}
+            self.app.publish(
+                PING_TOPIC, protocol.encode_event(namespace, "server:resync", payload), OpCode.TEXT
+            )
+        self.events.wake()
+
     def publish_local(self, topic: str, text: str) -> None:
         self.app.publish(topic, text, OpCode.TEXT)
 

@@ -106,6 +106,7 @@ class Process:
                 after_publish=self.events.wake,
                 visitor_of_conversation=visitor_of,
                 node_channel=f"{PREFIX}:rt:node:{self.config.node_id}",
+                on_gap=lambda: gateway.resync_all(),
             ),
             presence=presence,
             authenticator=Authenticator(store, self.settings.security.secret_key, load_api_key_hook()),

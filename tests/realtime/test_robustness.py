@@ -178,3 +178,18 @@ async def test_idle_cpu_with_a_thousand_sockets(gateway_factory: Any, settings: 
         assert busy < 0.5, f"{busy:.0%} of a core: a busy loop?"
         for ws in sockets:
             await ws.close()
+
+
+async def test_redis_restart_asks_sockets_to_resync(
+    gateway: GatewayProcess, settings: Any, stack: Any
+) -> None:
+    if stack.embedded is None:
+        pytest.skip("restarts the embedded Valkey; REDIS_URL points at an external server")
+    project = await make_project()
+    auth = visitor_auth(settings, project.id, "v_resync")
+    async with connected(gateway, "/visitor", auth, ["server:resync"]) as (client, recorder):
+        await asyncio.to_thread(stack.embedded.restart_valkey)
+        resync = await recorder.wait_for(lambda: recorder.named("server:resync"), within=20)
+        assert "sync" in resync[0]["reason"]
+        answer = await client.call("navigate", {"url": "https://shop.example/back"}, namespace="/visitor")
+        assert answer == {"ok": True}
