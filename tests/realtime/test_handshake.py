@@ -212,3 +212,46 @@ async def test_browser_origin_must_be_allowed_for_visitors(gateway: GatewayProce
                 assert frame.startswith(expected), frame
                 if expected.startswith("44"):
                     assert "origin_not_allowed" in frame
+
+
+async def test_agent_may_connect_with_an_api_key(gateway: GatewayProcess, settings: Any) -> None:
+    from server.tenancy.apikeys import create_api_key
+    from server.tenancy.queries import actor_for
+
+    project = await make_project()
+    user = await make_user()
+    await make_member(project, user, ProjectMember.ProjectRole.AGENT)
+    created = await create_api_key(
+        await actor_for(user), name="bot", project_id=project.id, read_only=False, expires_at=None
+    )
+    for auth in ({"token": created.secret}, {"api_key": created.secret}):
+        async with connected(gateway, "/agent", auth) as (client, _):
+            assert await client.call("presence", {"status": "online"}, namespace="/agent") == {
+                "ok": True,
+                "status": "online",
+            }
+    error = await refused_reason(gateway, "/agent", {"api_key": created.secret[:-3] + "xyz"})
+    assert error == {"message": "unknown, revoked or expired API key", "data": {"code": "invalid_token"}}
+
+
+async def test_frames_the_gateway_refuses_close_with_a_reason(gateway: GatewayProcess) -> None:
+    cases: list[tuple[str | bytes, int, str]] = [
+        (b"\x01\x02", 1003, "binary frames are not supported"),
+        ('451-/visitor,["x",{"_placeholder":true,"num":0}]', 1003, "binary attachments are not supported"),
+        ("4x", 1002, "parse error: unknown Socket.IO packet type"),
+        ("9", 1002, "parse error: unknown Engine.IO packet type"),
+        ("42/visitor,[" + "a" * 70_000 + "]", 1009, ""),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for frame, code, reason in cases:
+            async with http.ws_connect(gateway.ws_url, autoping=False, max_msg_size=0) as ws:
+                await ws.receive_str()
+                await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+                message = await asyncio.wait_for(ws.receive(), 5)
+                while message.type is aiohttp.WSMsgType.TEXT:
+                    message = await asyncio.wait_for(ws.receive(), 5)
+                if code == 1009 and message.type is aiohttp.WSMsgType.CLOSED:
+                    continue  # uWS may reset the connection before the client finished sending
+                assert message.type is aiohttp.WSMsgType.CLOSE, (frame, message)
+                assert message.data == code, (frame, message)
+                assert reason in (message.extra or ""), (frame, message)
