@@ -6,17 +6,54 @@ find, expire and clear them (a deleted project's keys are cleared by a job).
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit
+
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from server.settings import RedisSettings
 
 PREFIX = "parley"
 
 
+class _HiredisPacking:
+    """Pack commands with hiredis (C) instead of redis-py's asyncio Python packer.
+
+    The Python packer costs about 6 µs per argument: a 50-key MGET spends more time being
+    packed than travelling. Command names with a space ("CONFIG GET") are split like redis-py does.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " in args[0]:
+            args = (*args[0].split(), *args[1:])
+        return [hiredis.pack_command(args)]
+
+    def pack_commands(self, commands: Any) -> list[bytes]:
+        return [b"".join(self.pack_command(*command)[0] for command in commands)]
+
+
+class FastConnection(_HiredisPacking, Connection):
+    pass
+
+
+class FastSSLConnection(_HiredisPacking, SSLConnection):
+    pass
+
+
+class FastUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
+    pass
+
+
+_CONNECTION_CLASSES = {"redis": FastConnection, "rediss": FastSSLConnection, "unix": FastUnixConnection}
+
+
 def make_redis(settings: RedisSettings, *, max_connections: int | None = None, timeout: float = 5.0) -> Redis:
     """A client on a blocking pool: under a burst callers wait for a connection instead of failing."""
     pool = BlockingConnectionPool.from_url(
         settings.url,
+        connection_class=_CONNECTION_CLASSES[urlsplit(settings.url).scheme],
         max_connections=max_connections or settings.max_connections,
         timeout=timeout,
         socket_connect_timeout=timeout,
