@@ -102,7 +102,11 @@ def make_startup(options: PipelineOptions) -> Any:
         ctx["mailboxes"] = Mailboxes(ctx["redis"])
         ctx["fast_path"] = options.fast_path
         relay = OutboxRelay(
-            ctx["publisher"], listen=options.relay_listen, sweep_interval=options.relay_sweep_interval
+            ctx["publisher"],
+            listen=options.relay_listen,
+            sweep_interval=options.relay_sweep_interval,
+            # With the fast path the relay is the safety net: one pass per 100 ms of commits is plenty.
+            notify_delay=0.1 if options.fast_path else 0.0,
         )
         relay.start()
         resources.push_async_callback(relay.stop)  # runs before the pools close (LIFO)

@@ -85,7 +85,9 @@ class OutboxRelay:
     """One relay loop. ``start()`` runs it as a background task; ``stop()`` ends it.
 
     ``listen=False`` turns the NOTIFY wake-up off, leaving only the periodic sweep (the naive
-    polling relay the benchmark compares with).
+    polling relay the benchmark compares with). ``notify_delay`` coalesces notifications: where
+    the writer publishes right after its own commit (the fast path), the relay is only the safety
+    net, and running a pass per commit would double the work at 1,000 commits/s for nothing.
     """
 
     def __init__(
@@ -95,11 +97,14 @@ class OutboxRelay:
         sweep_interval: float = 1.0,
         batch_size: int = 500,
         listen: bool = True,
+        notify_delay: float = 0.0,
     ) -> None:
         self.publisher = publisher
         self.sweep_interval = sweep_interval
         self.batch_size = batch_size
         self.listen = listen
+        self.notify_delay = notify_delay
+        self._delayed_wake: asyncio.TimerHandle | None = None
         self.published = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -164,6 +169,13 @@ class OutboxRelay:
         self._wake.set()  # anything committed while we were not listening
 
     def _on_notify(self, *_: object) -> None:
+        if self.notify_delay <= 0:
+            self._wake.set()
+        elif self._delayed_wake is None:  # one pass for all the commits of the next notify_delay
+            self._delayed_wake = asyncio.get_running_loop().call_later(self.notify_delay, self._wake_later)
+
+    def _wake_later(self) -> None:
+        self._delayed_wake = None
         self._wake.set()
 
     async def _close_listener(self) -> None:
