@@ -111,6 +111,43 @@ class Keys:
         """Application cache (role 5): the widget's project lookup by public key."""
         return f"{PREFIX}:cache:project-key:{public_key}"
 
+    # The send path's mailboxes (server/chat/mailbox.py).
+    DIRTY_MAILBOXES = f"{PREFIX}:mailboxes"
+    """Sorted set of non-empty mailboxes, scored by when they were last written."""
+    DEAD_LETTERS = f"{PREFIX}:mailbox-dead"
+    """Messages that can never be stored (their conversation or project was deleted), with why."""
+
+    @staticmethod
+    def mailbox(project_id: int, stream: str) -> str:
+        """List of one sender's accepted messages waiting for the worker, in arrival order."""
+        return f"{PREFIX}:p:{project_id}:mailbox:{stream}"
+
+    # Presence (server/realtime/presence.py).
+    ALL_SOCKETS = f"{PREFIX}:presence:sockets"
+    """Sorted set of every live socket (subject|node|socket), scored by heartbeat expiry."""
+    PRESENCE_PENDING = f"{PREFIX}:presence:pending"
+    """Sorted set of subjects whose offline grace period is running, scored by when it ends."""
+
+    @staticmethod
+    def presence_sockets(project_id: int, kind: str, subject_id: str | int) -> str:
+        """Sorted set of one visitor's or agent's sockets, scored by heartbeat expiry."""
+        return f"{PREFIX}:p:{project_id}:presence:{kind}:{subject_id}:sockets"
+
+    @staticmethod
+    def presence_status(project_id: int, kind: str, subject_id: str | int) -> str:
+        """online / away of one visitor or agent."""
+        return f"{PREFIX}:p:{project_id}:presence:{kind}:{subject_id}:status"
+
+    @staticmethod
+    def realtime_node(node_id: str) -> str:
+        """Channel of one realtime process, for events aimed at its sockets."""
+        return f"{PREFIX}:rt:node:{node_id}"
+
+    @staticmethod
+    def project_events(project_id: int) -> str:
+        """Pub/sub channel of every event of one project (outbox relay -> realtime nodes)."""
+        return f"{PREFIX}:events:p:{project_id}"
+
     @staticmethod
     def project_pattern(project_id: int) -> str:
         """Glob matching every key that belongs to one project."""

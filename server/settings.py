@@ -72,7 +72,8 @@ def _require(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+def int_setting(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    """An integer variable within ``low..high``; unset means ``default``."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -105,13 +106,13 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    return _int(env, name, default, low=1, high=65535)
+    return int_setting(env, name, default, low=1, high=65535)
 
 
 def load_database_settings(env: Mapping[str, str]) -> DatabaseSettings:
     return DatabaseSettings(
         url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
-        pool_size=_int(env, "DATABASE_POOL_SIZE", 10, low=1, high=500),
+        pool_size=int_setting(env, "DATABASE_POOL_SIZE", 10, low=1, high=500),
     )
 
 
@@ -127,7 +128,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         database=load_database_settings(env),
         redis=RedisSettings(
             url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
-            max_connections=_int(env, "REDIS_MAX_CONNECTIONS", 64, low=2, high=10_000),
+            max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", 64, low=2, high=10_000),
         ),
         web=ListenSettings(
             host=env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
@@ -142,7 +143,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             secure_cookies=_bool(env, "SECURE_COOKIES", False),
         ),
         log_level=log_level,
-        web_workers=_int(env, "WEB_WORKERS", 1, low=1, high=64),
+        web_workers=int_setting(env, "WEB_WORKERS", 1, low=1, high=64),
     )
 
 

@@ -33,10 +33,10 @@ import msgspec
 from redis.asyncio import Redis
 
 from server.chat.schemas import MessageKind, PendingMessage
-from server.redis_client import PREFIX, Keys
+from server.redis_client import Keys
 
-DIRTY_MAILBOXES = f"{PREFIX}:mailboxes"
-DEAD_LETTERS = f"{PREFIX}:mailbox-dead"
+DIRTY_MAILBOXES = Keys.DIRTY_MAILBOXES
+DEAD_LETTERS = Keys.DEAD_LETTERS
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(PendingMessage)
@@ -47,7 +47,7 @@ def mailbox_key(message: PendingMessage) -> str:
         stream = f"v:{message.visitor_uid}"
     else:
         stream = f"c:{message.conversation_id}"
-    return f"{PREFIX}:p:{message.project_id}:mailbox:{stream}"
+    return Keys.mailbox(message.project_id, stream)
 
 
 def sender_subject(message: PendingMessage) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from server.redis_client import PREFIX
+from server.redis_client import Keys
 
 
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -40,4 +40,4 @@ def decode(raw: bytes | str) -> Envelope:
 
 def project_channel(project_id: int) -> str:
     """Every event of one project is published here; realtime nodes subscribe per project they serve."""
-    return f"{PREFIX}:events:p:{project_id}"
+    return Keys.project_events(project_id)

@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server.settings import SettingsError
+from server.settings import int_setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,25 +40,12 @@ class RealtimeConfig:
         return 3 * self.heartbeat_ms
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
 def load_realtime_config(env: Mapping[str, str] = os.environ) -> RealtimeConfig:
     return RealtimeConfig(
-        ping_interval_ms=_int(env, "REALTIME_PING_INTERVAL_MS", 25_000, 200, 600_000),
-        ping_timeout_ms=_int(env, "REALTIME_PING_TIMEOUT_MS", 20_000, 200, 600_000),
-        max_payload=_int(env, "REALTIME_MAX_PAYLOAD", 65_536, 1024, 16 * 1024 * 1024),
-        presence_grace_ms=_int(env, "REALTIME_PRESENCE_GRACE_MS", 5_000, 0, 600_000),
-        heartbeat_ms=_int(env, "REALTIME_HEARTBEAT_MS", 10_000, 200, 600_000),
+        ping_interval_ms=int_setting(env, "REALTIME_PING_INTERVAL_MS", 25_000, low=200, high=600_000),
+        ping_timeout_ms=int_setting(env, "REALTIME_PING_TIMEOUT_MS", 20_000, low=200, high=600_000),
+        max_payload=int_setting(env, "REALTIME_MAX_PAYLOAD", 65_536, low=1024, high=16 * 1024 * 1024),
+        presence_grace_ms=int_setting(env, "REALTIME_PRESENCE_GRACE_MS", 5_000, low=0, high=600_000),
+        heartbeat_ms=int_setting(env, "REALTIME_HEARTBEAT_MS", 10_000, low=200, high=600_000),
         node_id=env.get("REALTIME_NODE_ID", "").strip() or "n" + secrets.token_hex(6),
     )

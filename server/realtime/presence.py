@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 
 from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
-from server.redis_client import PREFIX, Keys
+from server.redis_client import Keys
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ STATUS_TTL_SECONDS = 86_400
 SWEEP_BATCH = 500
 JOIN_BATCH = 1000
 
-ALL_SOCKETS = f"{PREFIX}:presence:sockets"
-PENDING = f"{PREFIX}:presence:pending"
+ALL_SOCKETS = Keys.ALL_SOCKETS
+PENDING = Keys.PRESENCE_PENDING
 
 # Drop dead entries, then if no socket is left clear the status and say what it was.
 _FINALIZE = """
@@ -71,11 +71,11 @@ class Subject:
 
     @property
     def sockets_key(self) -> str:
-        return f"{PREFIX}:p:{self.project_id}:presence:{self.kind}:{self.id}:sockets"
+        return Keys.presence_sockets(self.project_id, self.kind, self.id)
 
     @property
     def status_key(self) -> str:
-        return f"{PREFIX}:p:{self.project_id}:presence:{self.kind}:{self.id}:status"
+        return Keys.presence_status(self.project_id, self.kind, self.id)
 
     @property
     def project_set(self) -> str:

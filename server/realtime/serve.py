@@ -26,7 +26,7 @@ from server.realtime.handlers import Sender, Services
 from server.realtime.loop import EventLoop
 from server.realtime.presence import Presence
 from server.realtime.store import Store
-from server.redis_client import PREFIX, make_redis
+from server.redis_client import Keys, make_redis
 from server.settings import Settings, configure_logging, get_settings
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class Process:
                 publish_local=lambda topic, text: gateway.publish_local(topic, text),
                 after_publish=self.events.wake,
                 visitor_of_conversation=visitor_of,
-                node_channel=f"{PREFIX}:rt:node:{self.config.node_id}",
+                node_channel=Keys.realtime_node(self.config.node_id),
                 on_gap=lambda: gateway.resync_all(),
             ),
             presence=presence,
