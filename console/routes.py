@@ -19,9 +19,11 @@ from console.admin import (
     open_admin_session,
 )
 from console.auth import is_global_admin, session_user
-from server.accounts.services import authenticate
+from server.accounts.ratelimit_rules import LOGIN_PER_EMAIL, LOGIN_PER_IP
+from server.accounts.services import authenticate, normalize_email
 from server.accounts.sessions import SESSION_COOKIE, SESSION_TTL_SECONDS, create_session, destroy_session
 from server.errors import DomainError
+from server.ratelimit import hit, reset
 from server.tenancy.services import accept_invite
 from server.web_state import redis_of, settings_of
 
@@ -50,12 +52,26 @@ async def login_submit(
     request: Request[Any, Any, Any],
     data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Template | Redirect:
+    redis = redis_of(request.app)
+    email = normalize_email(data.email)
+    ip = request.client.host if request.client else "unknown"
+    retry_after = await hit(redis, LOGIN_PER_IP, ip) or await hit(redis, LOGIN_PER_EMAIL, email)
+    if retry_after is not None:
+        context = {
+            "next": safe_next(data.next),
+            "error": "Too many attempts; try again later.",
+            "email": data.email,
+        }
+        return Template(
+            "console/login.html", context=context, status_code=429, headers={"Retry-After": str(retry_after)}
+        )
     user = await authenticate(data.email, data.password)
     if user is None:
         context = {"next": safe_next(data.next), "error": "Wrong e-mail or password.", "email": data.email}
         return Template("console/login.html", context=context, status_code=401)
+    await reset(redis, LOGIN_PER_EMAIL, email)
     settings = settings_of(request.app)
-    session = await create_session(redis_of(request.app), user.id, now=time.time())
+    session = await create_session(redis, user.id, now=time.time())
     response = Redirect(safe_next(data.next), status_code=303)
     secure = settings.security.secure_cookies
     response.set_cookie(

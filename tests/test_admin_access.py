@@ -170,3 +170,13 @@ async def test_invited_user_sets_a_password_in_the_console(client: httpx.AsyncCl
     assert (await _login(client, "invitee@example.com", "brand new pw")).status_code == 303
     reused = await client.post("/console/set-password", data={**form, "password_again": "brand new pw"})
     assert reused.status_code == 400 and "unknown, used or expired" in reused.text
+
+
+async def test_console_login_is_rate_limited_like_the_api(client: httpx.AsyncClient) -> None:
+    await f.make_user(email="cat@example.com", password="cat's password")
+    for _ in range(10):
+        assert (await _login(client, "cat@example.com", "wrong")).status_code == 401
+    limited = await _login(client, "cat@example.com", "cat's password")
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+    assert "Too many attempts" in limited.text
