@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -122,7 +123,18 @@ def internal_error_handler(request: Request[Any, Any, Any], error: Exception) ->
     )
 
 
+def text_encoding_error_handler(
+    request: Request[Any, Any, Any], error: Exception
+) -> Response[dict[str, Any]]:
+    """PostgreSQL refused a string (a NUL character): the client's input, so a 400, never a 500."""
+    return Response(
+        _body("invalid", "Text must not contain NUL characters."), status_code=400, media_type=MediaType.JSON
+    )
+
+
 exception_handlers: dict[Any, Any] = {
+    asyncpg.exceptions.CharacterNotInRepertoireError: text_encoding_error_handler,
+    asyncpg.exceptions.UntranslatableCharacterError: text_encoding_error_handler,
     DomainError: domain_error_handler,
     HTTPException: http_error_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: internal_error_handler,

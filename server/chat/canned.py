@@ -67,7 +67,7 @@ async def list_canned_replies(project_id: int, search: str | None = None) -> lis
     """All of a project's replies by shortcut; ``search`` matches a shortcut prefix or the title."""
     query = CannedReply.select().where(CannedReply.project == project_id)
     if search:
-        term = re.sub(r"[%_\\]", "", search.strip().lstrip("/").lower())[:50]
+        term = re.sub(r"[%_\\\x00]", "", search.strip().lstrip("/").lower())[:50]
         query = query.where((CannedReply.shortcut.like(f"{term}%")) | (CannedReply.title.ilike(f"%{term}%")))
     rows: list[dict[str, Any]] = await query.order_by(CannedReply.shortcut).limit(200)
     return [_view(row) for row in rows]

@@ -77,6 +77,11 @@ def persist_job(mailboxes: list[str], *, key: str | None = None) -> Job:
 
 
 def _clean_body(body: str) -> str:
+    if "\x00" in body:
+        # PostgreSQL text cannot hold NUL: refuse it here, before the ack, never in the worker.
+        raise Invalid(
+            "A message cannot contain NUL characters.", code="invalid", fields={"body": "contains NUL"}
+        )
     cleaned = body.strip()
     if not cleaned:
         raise Invalid("A message needs a body.", code="empty_body", fields={"body": "empty"})

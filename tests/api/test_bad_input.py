@@ -90,3 +90,19 @@ async def test_admin_on_a_project_that_does_not_exist_gets_404(client: httpx.Asy
         response = await client.request(method, path, json=body, headers=world.headers("admin"))
         assert response.status_code == 404, response.text
         assert response.json()["code"] == "not_found"
+
+
+async def test_nul_characters_are_a_400_never_a_500(client: httpx.AsyncClient) -> None:
+    world = await build_world()
+    headers = world.headers("manager")
+    project = f"/api/v1/projects/{world.project.id}"
+    renamed = await client.patch(project, json={"name": "Ac\u0000me"}, headers=headers)
+    assert renamed.status_code == 400 and renamed.json()["code"] == "invalid"
+    search = await client.get(project + "/canned-replies", params={"q": "h\u0000i"}, headers=headers)
+    assert search.status_code == 200
+    message = await client.post(
+        f"{project}/conversations/{world.ids['conversation_id']}/messages",
+        json={"body": "a\u0000b"},
+        headers=headers,
+    )
+    assert message.status_code == 422 and message.json()["fields"] == {"body": "contains NUL"}
