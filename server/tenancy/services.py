@@ -101,16 +101,19 @@ async def delete_project(redis: Redis, queue: Queue, project_id: int) -> None:
     await queue.enqueue(CLEAR_PROJECT_KEYS_JOB, project_id=project_id, timeout=300, retries=3)
 
 
+_MEMBER_COLUMNS = (
+    ProjectMember.user.as_alias("user_id"),
+    ProjectMember.user.email.as_alias("email"),
+    ProjectMember.user.name.as_alias("name"),
+    ProjectMember.user.active.as_alias("active"),
+    ProjectMember.role,
+    ProjectMember.created_at,
+)
+
+
 async def _member(project_id: int, user_id: int) -> dict[str, Any]:
     row: dict[str, Any] | None = (
-        await ProjectMember.select(
-            ProjectMember.user.as_alias("user_id"),
-            ProjectMember.user.email.as_alias("email"),
-            ProjectMember.user.name.as_alias("name"),
-            ProjectMember.user.active.as_alias("active"),
-            ProjectMember.role,
-            ProjectMember.created_at,
-        )
+        await ProjectMember.select(*_MEMBER_COLUMNS)
         .where((ProjectMember.project == project_id) & (ProjectMember.user == user_id))
         .first()
     )
@@ -121,14 +124,7 @@ async def _member(project_id: int, user_id: int) -> dict[str, Any]:
 
 async def list_members(project_id: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = (
-        await ProjectMember.select(
-            ProjectMember.user.as_alias("user_id"),
-            ProjectMember.user.email.as_alias("email"),
-            ProjectMember.user.name.as_alias("name"),
-            ProjectMember.user.active.as_alias("active"),
-            ProjectMember.role,
-            ProjectMember.created_at,
-        )
+        await ProjectMember.select(*_MEMBER_COLUMNS)
         .where(ProjectMember.project == project_id)
         .order_by(ProjectMember.id)
     )
