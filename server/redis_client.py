@@ -53,12 +53,14 @@ def make_redis(settings: RedisSettings, *, max_connections: int | None = None, t
     """A client on a blocking pool: under a burst callers wait for a connection instead of failing."""
     pool = BlockingConnectionPool.from_url(
         settings.url,
-        connection_class=_CONNECTION_CLASSES[urlsplit(settings.url).scheme],
         max_connections=max_connections or settings.max_connections,
         timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,
     )
+    # Set after from_url: for unix:// and rediss:// URLs redis-py's URL parsing picks the connection
+    # class itself and would override a connection_class keyword argument.
+    pool.connection_class = _CONNECTION_CLASSES[urlsplit(settings.url).scheme]
     return Redis(connection_pool=pool)
 
 
