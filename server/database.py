@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from piccolo.engine import engine_finder
 from piccolo.engine.postgres import PostgresEngine
 
@@ -41,3 +42,23 @@ async def connection_pool(max_size: int = 2) -> AsyncIterator[PostgresEngine]:
     finally:
         if owned:
             await db.close_connection_pool()
+
+
+async def fetch(sql: str, *args: object) -> list[asyncpg.Record]:
+    """Run one read statement (``$1``-style parameters) on a pooled connection; return asyncpg records.
+
+    For hot read paths only: it skips Piccolo's query layer, which turns every row into a dict
+    (about a tenth of the inbox list's CPU). It ignores Piccolo's transaction contextvar, so it is
+    not for reads that must see the caller's uncommitted writes.
+    """
+    pool = engine().pool
+    if pool is None:
+        connection: asyncpg.Connection = await engine().get_new_connection()
+        try:
+            fetched: list[asyncpg.Record] = await connection.fetch(sql, *args)
+            return fetched
+        finally:
+            await connection.close()
+    async with pool.acquire() as pooled:
+        records: list[asyncpg.Record] = await pooled.fetch(sql, *args)
+        return records

@@ -52,6 +52,9 @@ class SecuritySettings:
     """Signs realtime tokens and console sessions. At least 32 characters."""
     secure_cookies: bool
     """Mark cookies ``Secure``: set when Parley is served over HTTPS."""
+    actor_cache_seconds: int = 30
+    """How long a web process may reuse a resolved caller (0: never). Access changes empty the
+    cache at once (``server/tenancy/actor_cache.py``); this only bounds an entry's age."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         security=SecuritySettings(
             secret_key=secret_key,
             secure_cookies=_bool(env, "SECURE_COOKIES", False),
+            actor_cache_seconds=int_setting(env, "ACTOR_CACHE_SECONDS", 30, low=0, high=3600),
         ),
         log_level=log_level,
         web_workers=int_setting(env, "WEB_WORKERS", 1, low=1, high=64),

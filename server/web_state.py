@@ -15,6 +15,7 @@ from server.chat.sending import MessageSender
 from server.database import connection_pool
 from server.redis_client import make_redis
 from server.settings import Settings
+from server.tenancy.actor_cache import AccessChangeListener, ActorCache
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ def sender_of(app: Litestar) -> MessageSender:
     return sender
 
 
+def actors_of(app: Litestar) -> ActorCache:
+    actors: ActorCache = app.state.actors
+    return actors
+
+
 def redis_of(app: Litestar) -> Redis:
     redis: Redis = app.state.redis
     return redis
@@ -46,9 +52,13 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.redis = make_redis(settings.redis)
         queue = app.state.queue
         app.state.sender = MessageSender(queue, app.state.redis)
+        app.state.actors = ActorCache(settings.security.actor_cache_seconds)
+        listener = AccessChangeListener(app.state.actors)
+        await listener.start()
         try:
             yield
         finally:
+            await listener.stop()
             await app.state.sender.aclose()
             try:
                 await queue.disconnect()

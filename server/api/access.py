@@ -28,10 +28,11 @@ from server.accounts.tables import User
 from server.errors import Forbidden, NotFound, Unauthorized
 from server.tenancy import access
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
-from server.tenancy.apikeys import authenticate_api_key
+from server.tenancy.actor_cache import ActorCache
+from server.tenancy.apikeys import hash_secret, resolve_api_key
 from server.tenancy.queries import actor_for
 from server.tenancy.tables import Project
-from server.web_state import redis_of
+from server.web_state import actors_of, redis_of
 
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -74,26 +75,52 @@ def rule_of(handler: BaseRouteHandler) -> Rule:
     return rule
 
 
+async def _key_actor(actors: ActorCache, secret: str) -> Actor | None:
+    cache_key = "key:" + hash_secret(secret)
+    actor = actors.get(cache_key)
+    if actor is not None:
+        return actor
+    generation = actors.generation
+    resolved = await resolve_api_key(secret)
+    if resolved is None:
+        return None
+    actors.put(cache_key, resolved.actor, generation=generation, expires_at=resolved.expires_at)
+    return resolved.actor
+
+
 async def _session_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[Actor, SessionData] | None:
+    # The session itself is read from Redis every time, so logging out takes effect at once.
     session = await load_session(redis_of(connection.app), connection.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
+    actors = actors_of(connection.app)
+    cache_key = f"user:{session.user_id}"
+    actor = actors.get(cache_key)
+    if actor is not None:
+        return actor, session
+    generation = actors.generation
     user: User | None = (
         await User.objects().where((User.id == session.user_id) & (User.active == True)).first()  # noqa: E712
     )
     if user is None:
         return None
-    return await actor_for(user), session
+    actor = await actor_for(user)
+    actors.put(cache_key, actor, generation=generation)
+    return actor, session
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor | None:
-    """The caller: a bearer API key, else a console session cookie (with its CSRF check)."""
+    """The caller: a bearer API key, else a console session cookie (with its CSRF check).
+
+    Resolved callers are reused from the process's :class:`ActorCache`, which every access
+    change empties.
+    """
     header = connection.headers.get("authorization")
     if header is not None:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
             raise Unauthorized("Use 'Authorization: Bearer <api key>'.", code="bad_authorization_header")
-        actor = await authenticate_api_key(credential.strip())
+        actor = await _key_actor(actors_of(connection.app), credential.strip())
         if actor is None:
             raise Unauthorized("Unknown, revoked or expired API key.", code="invalid_api_key")
         return actor

@@ -8,14 +8,12 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from piccolo.querystring import QueryString
-
-from server.database import engine
+from server.database import fetch
 from server.errors import Invalid, NotFound
 from server.tenancy import access
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
+from server.tenancy.actor_cache import forget_cached_actors
 from server.tenancy.tables import ApiKey
 
 KEY_PREFIX = "prly_"
@@ -86,6 +84,7 @@ async def revoke_api_key(actor: Actor, key_id: int) -> ApiKey:
     await ApiKey.update({ApiKey.revoked_at: datetime.now(UTC)}).where(
         (ApiKey.id == key_id) & ApiKey.revoked_at.is_null()
     )
+    forget_cached_actors()
     revoked: ApiKey = await ApiKey.objects().where(ApiKey.id == key_id).first().output(load_json=True)
     return revoked
 
@@ -102,19 +101,27 @@ SELECT k.id, k.project, k.scopes, k.expires_at, k.revoked_at, k.last_used_at,
          json_build_object()
        ) AS memberships
 FROM api_key k JOIN parley_user u ON u.id = k."user"
-WHERE k.secret_hash = {}
+WHERE k.secret_hash = $1
 """
 
 
-async def authenticate_api_key(secret: str) -> Actor | None:
-    """The actor a bearer secret stands for, or None when unknown, revoked, expired or inactive.
+@dataclass(frozen=True, slots=True)
+class ResolvedKey:
+    actor: Actor
+    expires_at: datetime | None
 
-    One round trip (key, owner and memberships together): it runs on every API request.
+
+async def resolve_api_key(secret: str) -> ResolvedKey | None:
+    """The actor a bearer secret stands for (and the key's expiry), or None when unknown, revoked,
+    expired or its owner is inactive.
+
+    One round trip (key, owner and memberships together): it runs whenever the caller is not in
+    the web process's actor cache.
     """
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         return None
-    rows = await engine().run_querystring(QueryString(_AUTHENTICATE, hash_secret(secret)))
-    row: dict[str, Any] | None = rows[0] if rows else None
+    rows = await fetch(_AUTHENTICATE, hash_secret(secret))
+    row = rows[0] if rows else None
     now = datetime.now(UTC)
     if row is None or not row["active"] or row["revoked_at"] is not None:
         return None
@@ -122,15 +129,19 @@ async def authenticate_api_key(secret: str) -> Actor | None:
         return None
     if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_RESOLUTION:
         await ApiKey.update({ApiKey.last_used_at: now}).where(ApiKey.id == row["id"])
-    memberships = (
-        json.loads(row["memberships"]) if isinstance(row["memberships"], str) else row["memberships"]
-    )
-    scopes = json.loads(row["scopes"]) if isinstance(row["scopes"], str) else row["scopes"]
-    return Actor(
+    memberships: dict[str, str] = json.loads(row["memberships"])
+    actor = Actor(
         user_id=row["user_id"],
         global_role=GlobalRole(row["global_role"]),
         memberships={int(project): ProjectRole(role) for project, role in memberships.items()},
         key_project_id=row["project"],
-        read_only=is_read_only(scopes),
+        read_only=is_read_only(json.loads(row["scopes"])),
         api_key_id=row["id"],
     )
+    return ResolvedKey(actor=actor, expires_at=row["expires_at"])
+
+
+async def authenticate_api_key(secret: str) -> Actor | None:
+    """:func:`resolve_api_key` without the expiry."""
+    resolved = await resolve_api_key(secret)
+    return resolved.actor if resolved is not None else None

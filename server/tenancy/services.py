@@ -18,6 +18,7 @@ from server.database import engine
 from server.errors import Conflict, Invalid, NotFound
 from server.redis_client import Keys
 from server.tenancy.access import ProjectRole
+from server.tenancy.actor_cache import forget_cached_actors
 from server.tenancy.schemas import ProjectUpdate
 from server.tenancy.tables import Project, ProjectMember, new_identity_secret, new_public_key
 
@@ -97,6 +98,7 @@ async def delete_project(redis: Redis, queue: Queue, project_id: int) -> None:
     """Delete the project and, by cascade, every row of it; a job then clears its Redis keys."""
     project = await get_project(project_id)
     await Project.delete().where(Project.id == project_id)
+    forget_cached_actors()
     await redis.delete(Keys.project_by_public_key(project.public_key))
     await queue.enqueue(CLEAR_PROJECT_KEYS_JOB, project_id=project_id, timeout=300, retries=3)
 
@@ -158,6 +160,7 @@ async def add_member(
     ):
         raise Conflict("This user is already a member of the project.", code="already_member")
     await ProjectMember(project=project_id, user=user.id, role=role.value).save()
+    forget_cached_actors()
     return await _member(project_id, user.id), invite_token
 
 
@@ -194,6 +197,7 @@ async def change_member_role(project_id: int, user_id: int, role: ProjectRole) -
         await ProjectMember.update({ProjectMember.role: role.value}).where(
             (ProjectMember.project == project_id) & (ProjectMember.user == user_id)
         )
+    forget_cached_actors()
     return await _member(project_id, user_id)
 
 
@@ -205,6 +209,7 @@ async def remove_member(project_id: int, user_id: int) -> None:
         await ProjectMember.delete().where(
             (ProjectMember.project == project_id) & (ProjectMember.user == user_id)
         )
+    forget_cached_actors()
 
 
 async def clear_project_keys(redis: Redis, project_id: int) -> int:

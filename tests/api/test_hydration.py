@@ -4,49 +4,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server.database import engine
 from server.redis_client import Keys
 from tests import factories as f
 from tests.api.world import World, build_world
+from tests.query_log import count_queries
 
 
 async def _command_calls(redis: Redis, command: str) -> int:
     stats = await redis.info("commandstats")
     entry = stats.get(f"cmdstat_{command}")
     return int(entry["calls"]) if entry else 0
-
-
-@asynccontextmanager
-async def count_queries() -> AsyncIterator[list[str]]:
-    """Record every statement the app sends to PostgreSQL: a pool whose connections log queries
-    (asyncpg's query logger) stands in for the engine's pool for the block."""
-    db = engine()
-    seen: list[str] = []
-
-    async def log_queries(connection: asyncpg.Connection) -> None:
-        def record(entry: Any) -> None:
-            if not entry.query.startswith("SELECT pg_advisory_unlock_all()"):  # the pool's own reset
-                seen.append(entry.query)
-
-        connection.add_query_logger(record)
-
-    original = db.pool
-    db.pool = await asyncpg.create_pool(**db.config, init=log_queries, min_size=1, max_size=2)
-    try:
-        yield seen
-    finally:
-        await db.pool.close()
-        db.pool = original
 
 
 async def _inbox(world: World, conversations: int, redis: Redis) -> None:

@@ -15,6 +15,7 @@ from server.api.access import CurrentActor, global_role, signed_in
 from server.api.params import UserId
 from server.errors import Invalid, NotFound
 from server.tenancy.access import GlobalRole
+from server.tenancy.actor_cache import forget_cached_actors
 from server.web_state import redis_of
 
 
@@ -49,6 +50,7 @@ async def deactivate_user(request: Request[Any, Any, Any], actor: CurrentActor, 
     if user is None:
         raise NotFound("No such user.")
     await User.update({User.active: False}).where(User.id == user_id)
+    forget_cached_actors()
     await destroy_user_sessions(redis_of(request.app), user_id)
     user.active = False
     return user_view(user)

@@ -1,0 +1,162 @@
+"""Resolved callers, kept per web process and dropped the moment access data changes.
+
+Resolving who calls (API key, owner, memberships) costs a PostgreSQL round trip that, on the
+inbox list, was a fifth of the request. :class:`ActorCache` keeps the :class:`Actor` per
+credential instead, under one rule: **a cached actor is never older than the access data**.
+
+- Statement triggers on ``parley_user`` (``active``, ``global_role``), ``project``,
+  ``project_member`` and ``api_key`` (revocation, scopes, expiry, project) send
+  ``NOTIFY parley_access_changed`` when their transaction commits, whoever wrote the rows: the
+  API, piccolo-admin or a psql session (migration ``tenancy_2026_11_25t01_20_00_000000``).
+- :class:`AccessChangeListener` holds one dedicated connection per web process that LISTENs on
+  that channel and empties the cache on every notification.
+- While that connection is down, the cache is **off**: every request is resolved from the
+  database, so a notification lost with a connection can never keep a revoked key alive.
+- A lookup that raced a notification is not stored (the generation check in :meth:`put`); an
+  entry also expires after ``ttl`` seconds and never outlives its API key's ``expires_at``.
+
+A change made through another process reaches this one's cache after the notification travels
+(milliseconds). A change made in this process is forgotten at once: services that change access
+call :func:`forget_cached_actors` right after committing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from datetime import datetime
+
+import asyncpg
+
+from server.database import engine
+from server.tenancy.access import Actor
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "parley_access_changed"
+MAX_ENTRIES = 10_000
+
+_caches: weakref.WeakSet[ActorCache] = weakref.WeakSet()
+
+
+def forget_cached_actors() -> None:
+    """Empty every actor cache of this process: call after committing a change to access data."""
+    for cache in list(_caches):
+        cache.clear()
+
+
+class ActorCache:
+    """Credential key -> (actor, monotonic deadline). Only used while :attr:`live` is true."""
+
+    def __init__(self, ttl: float, *, max_entries: int = MAX_ENTRIES) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.live = False
+        """True while the change listener is connected; the cache is bypassed otherwise."""
+        self.generation = 0
+        """Bumped by every invalidation; :meth:`put` refuses lookups that started before one."""
+        self._entries: dict[str, tuple[Actor, float]] = {}
+        _caches.add(self)
+
+    @property
+    def enabled(self) -> bool:
+        return self.live and self.ttl > 0
+
+    def get(self, key: str) -> Actor | None:
+        if not self.enabled:
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        actor, deadline = entry
+        if time.monotonic() >= deadline:
+            del self._entries[key]
+            return None
+        return actor
+
+    def put(self, key: str, actor: Actor, *, generation: int, expires_at: datetime | None = None) -> None:
+        """Keep ``actor`` unless access changed since ``generation`` was read (the lookup is stale)."""
+        if not self.enabled or generation != self.generation:
+            return
+        lifetime = self.ttl
+        if expires_at is not None:
+            lifetime = min(lifetime, expires_at.timestamp() - time.time())
+        if lifetime <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (actor, time.monotonic() + lifetime)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class AccessChangeListener:
+    """Keeps a LISTEN connection for :data:`CHANNEL`; the cache is live only while it is up."""
+
+    def __init__(self, cache: ActorCache, *, retry_seconds: float = 1.0, probe_seconds: float = 10.0) -> None:
+        self.cache = cache
+        self.retry_seconds = retry_seconds
+        self.probe_seconds = probe_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def start(self, *, wait: float = 5.0) -> None:
+        """Start listening; wait (briefly) for the first connection so the cache starts warm-able."""
+        if self.cache.ttl <= 0:
+            return
+        self._task = asyncio.create_task(self._run(), name="access-change-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), wait)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._go_offline()
+
+    def _on_notify(self, *_: object) -> None:
+        self.cache.clear()
+
+    def _go_offline(self) -> None:
+        self.cache.live = False
+        self.cache.clear()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._listen_once()
+                log.warning("access change listener lost its connection; actor cache off until it is back")
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("access change listener failed (%s); actor cache off until it is back", error)
+            finally:
+                self._go_offline()
+            await asyncio.sleep(self.retry_seconds)
+
+    async def _listen_once(self) -> None:
+        """Listen until the connection is lost (returns) or fails (raises)."""
+        lost = asyncio.Event()
+        connection: asyncpg.Connection = await engine().get_new_connection()
+        try:
+            connection.add_termination_listener(lambda _: lost.set())
+            await connection.add_listener(CHANNEL, self._on_notify)
+            self.cache.clear()  # whatever changed while nobody listened
+            self.cache.live = True
+            self._connected.set()
+            while not lost.is_set():
+                # A silent network drop raises no termination: probe the connection now and then.
+                try:
+                    await asyncio.wait_for(lost.wait(), self.probe_seconds)
+                except TimeoutError:
+                    await asyncio.wait_for(connection.fetchval("SELECT 1"), self.probe_seconds)
+        finally:
+            if not connection.is_closed():
+                connection.terminate()
