@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         app.state.actors = ActorCache(settings.security.actor_cache_seconds)
         listener = AccessChangeListener(app.state.actors)
         await listener.start()
+        # Everything made so far lives as long as the process: move it out of the collector's
+        # sight. Without this a full collection walks the app, piccolo-admin and the OpenAPI
+        # schema: ~70 ms pauses, measured as the inbox list's p99.
+        gc.freeze()
         try:
             yield
         finally:

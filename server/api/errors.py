@@ -11,7 +11,9 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.errors import DomainError, RateLimited
 
@@ -132,7 +134,29 @@ def text_encoding_error_handler(
     )
 
 
+def backing_service_error_handler(
+    request: Request[Any, Any, Any], error: Exception
+) -> Response[dict[str, Any]]:
+    """PostgreSQL or Redis cannot be reached: the client may retry, so 503, not 500."""
+    log.warning("backing service unreachable on %s %s: %r", request.method, request.url.path, error)
+    return Response(
+        _body("unavailable", "A backing service is unavailable; retry shortly."),
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        media_type=MediaType.JSON,
+        headers={"Retry-After": "1"},
+    )
+
+
+BACKING_SERVICE_DOWN: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    OSError,  # a socket that cannot connect (ConnectionRefusedError, a missing Unix socket)
+)
+
 exception_handlers: dict[Any, Any] = {
+    **dict.fromkeys(BACKING_SERVICE_DOWN, backing_service_error_handler),
     asyncpg.exceptions.CharacterNotInRepertoireError: text_encoding_error_handler,
     asyncpg.exceptions.UntranslatableCharacterError: text_encoding_error_handler,
     DomainError: domain_error_handler,

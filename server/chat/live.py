@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
+import hiredis
 import msgspec
 from redis.asyncio import Redis
 
@@ -26,14 +28,41 @@ _decode_location = msgspec.json.Decoder(_Location)
 _UNKNOWN = _Location()
 
 
+async def _mget_and_zmscore(
+    redis: Redis, keys: list[str], sorted_set: str, members: list[str]
+) -> tuple[list[bytes | None], list[bytes | None]]:
+    """``MGET keys`` and ``ZMSCORE sorted_set members`` in one write and one round trip.
+
+    The same two commands a redis-py pipeline would send, packed by hiredis and read straight off
+    a pooled connection: the pipeline object's bookkeeping cost 30 µs per list request (measured),
+    a tenth of the request. A connection that fails mid-way is disconnected before it goes back.
+    """
+    pool = redis.connection_pool
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        mget: Any = ("MGET", *keys)  # hiredis' stub types the argument as a 1-tuple
+        zmscore: Any = ("ZMSCORE", sorted_set, *members)
+        await connection.send_packed_command(hiredis.pack_command(mget) + hiredis.pack_command(zmscore))
+        locations = await connection.read_response()
+        scores = await connection.read_response()
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        await pool.release(connection)
+    return locations, scores
+
+
 async def visitor_live_states(redis: Redis, project_id: int, uids: Sequence[str]) -> dict[str, VisitorLive]:
     unique = list(dict.fromkeys(uids))
     if not unique:
         return {}
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.mget([Keys.visitor_location(project_id, uid) for uid in unique])
-        pipe.zmscore(Keys.visitor_presence(project_id), unique)
-        locations, scores = await pipe.execute()
+    locations, scores = await _mget_and_zmscore(
+        redis,
+        [Keys.visitor_location(project_id, uid) for uid in unique],
+        Keys.visitor_presence(project_id),
+        unique,
+    )
     now = time.time()
     states: dict[str, VisitorLive] = {}
     for uid, raw, score in zip(unique, locations, scores, strict=True):
