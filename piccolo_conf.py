@@ -5,9 +5,7 @@ from piccolo.engine.postgres import PostgresEngine
 
 from server.settings import get_database_settings
 
-# Sessions in UTC: timestamps that PostgreSQL itself renders (JSON built in SQL) read the same
-# everywhere, whatever the server's own TimeZone setting.
-DB = PostgresEngine(config={"dsn": get_database_settings().url, "server_settings": {"timezone": "UTC"}})
+DB = PostgresEngine(config={"dsn": get_database_settings().url})
 
 APP_REGISTRY = AppRegistry(
     apps=[

@@ -90,23 +90,13 @@ def _conversation_view(row: Mapping[str, Any], live: VisitorLive) -> Conversatio
 
 
 _LIST_CONVERSATIONS = """
-SELECT COALESCE(json_agg(json_build_object(
-         'id', page.id, 'status', page.status, 'priority', page.priority,
-         'assignee_id', page.assignee, 'last_seq', page.last_seq,
-         'last_message_at', page.last_message_at, 'created_at', page.created_at,
-         'visitor', json_build_object(
-           'id', page.visitor_id, 'uid', page.visitor_uid, 'name', page.visitor_name)
-       ) ORDER BY page.last_message_at DESC NULLS LAST, page.id DESC), '[]')
-FROM (
-  SELECT c.id, c.status, c.priority, c.assignee, c.last_seq, c.last_message_at, c.created_at,
-         v.id AS visitor_id, v.uid AS visitor_uid, v.name AS visitor_name
-  FROM conversation c JOIN visitor v ON v.id = c.visitor
-  WHERE c.project = $1 {filters}
-  ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
-  LIMIT ${limit}
-) page
+SELECT c.id, c.status, c.priority, c.assignee, c.last_seq, c.last_message_at, c.created_at,
+       v.id AS visitor_id, v.uid AS visitor_uid, v.name AS visitor_name
+FROM conversation c JOIN visitor v ON v.id = c.visitor
+WHERE c.project = $1 {filters}
+ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
+LIMIT ${limit}
 """
-_decode_conversations = msgspec.json.Decoder(list[ConversationView])
 
 
 async def list_conversations(
@@ -115,10 +105,8 @@ async def list_conversations(
     """Newest activity first (conversations without messages last), keyset-paginated.
 
     Raw SQL because the order (``DESC NULLS LAST``, matching ``conversation_inbox_idx``) cannot be
-    said with Piccolo's ``order_by``; values still travel as bind parameters. This is the API's
-    hottest read, so it runs straight on asyncpg and PostgreSQL hands the page over as one JSON
-    document that msgspec decodes into the views: decoding 100 timestamps through asyncpg cost
-    more than the rest of the query (measured: 75 µs against 22 µs of client CPU per page).
+    said with Piccolo's ``order_by``; values still travel as bind parameters. It runs straight on
+    asyncpg (:func:`server.database.fetch`): this is the API's hottest read.
     """
     if filters.unassigned and filters.assignee_id is not None:
         raise Invalid(
@@ -153,13 +141,10 @@ async def list_conversations(
     param(limit + 1)
     sql = _LIST_CONVERSATIONS.format(filters="".join(f" AND {clause}" for clause in clauses), limit=len(args))
     rows = await fetch(sql, *args)
-    items = _decode_conversations.decode(rows[0][0])
-    more = len(items) > limit
-    del items[limit:]
-    live = await visitor_live_states(redis, project_id, [item.visitor.uid for item in items])
-    for item in items:
-        item.visitor.live = live[item.visitor.uid]
-    next_cursor = encode_cursor(items[-1].last_message_at, items[-1].id) if more and items else None
+    page, more = rows[:limit], len(rows) > limit
+    live = await visitor_live_states(redis, project_id, [row["visitor_uid"] for row in page])
+    items = [_conversation_view(row, live[row["visitor_uid"]]) for row in page]
+    next_cursor = encode_cursor(page[-1]["last_message_at"], page[-1]["id"]) if more and page else None
     return ConversationPage(items=items, next_cursor=next_cursor)
 
 

@@ -40,7 +40,7 @@ class ConversationVisitor(msgspec.Struct):
     id: int
     uid: str
     name: str | None
-    live: VisitorLive = msgspec.field(default_factory=VisitorLive)
+    live: VisitorLive
 
 
 class ConversationView(msgspec.Struct):
