@@ -104,7 +104,8 @@ def wrk(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load first")
     parser.add_argument("--workers", type=int, default=2, help="granian worker processes")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--runs", type=int, default=3)
@@ -146,17 +147,22 @@ def main() -> None:
             "GET conversations (50, hydrated)": (listing, auth),
         }
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
-        for _ in range(args.runs):  # interleaved, so both see the same machine noise
+        for url, headers in targets.values():
+            # Steady state first: pools filled, statements prepared, caches warm.
+            wrk(
+                url, duration=args.warmup, connections=args.connections, threads=args.threads, headers=headers
+            )
+        for run in range(args.runs):  # interleaved, so both see the same machine noise
             for name, (url, headers) in targets.items():
-                results[name].append(
-                    wrk(
-                        url,
-                        duration=args.duration,
-                        connections=args.connections,
-                        threads=args.threads,
-                        headers=headers,
-                    )
+                rps, p99 = wrk(
+                    url,
+                    duration=args.duration,
+                    connections=args.connections,
+                    threads=args.threads,
+                    headers=headers,
                 )
+                results[name].append((rps, p99))
+                print(f"  run {run + 1} {name:34s} {rps:8.0f} req/s  p99 {p99:6.1f} ms", flush=True)
         print(
             f"granian workers={args.workers}, wrk threads={args.threads} connections={args.connections}, "
             f"{args.duration}s x {args.runs} runs; nproc={os.cpu_count()}"
