@@ -15,6 +15,7 @@ are installed with npm into the git-ignored ``bench/gateway_clients/node_modules
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import resource
@@ -37,6 +38,9 @@ RUNS = 3
 CHANNEL_BASELINE = "bench:fanout"
 PACED_DELIVERIES = 20_000
 """Deliveries per second of the steady load the latency figures are taken at (every server)."""
+SOURCE_BLOCKS = itertools.count(1 + os.getpid() % 250)
+"""Each load client connects from its own 127.0.<block>.x addresses: the ports a previous run
+left in TIME_WAIT cannot be bound again for a minute, and 20,000 of them starve the next run."""
 
 
 def raise_nofile(wanted: int = 250_000) -> int:
@@ -94,7 +98,15 @@ class LoadClient:
 
     def __init__(self, url: str, namespace: str, auth_file: Path, count: int) -> None:
         self.process = subprocess.Popen(
-            ["node", str(CLIENTS / "load.mjs"), url, namespace, str(auth_file), str(count)],
+            [
+                "node",
+                str(CLIENTS / "load.mjs"),
+                url,
+                namespace,
+                str(auth_file),
+                str(count),
+                str(next(SOURCE_BLOCKS) % 250 + 1),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
