@@ -45,6 +45,14 @@ def visitor_topic(project_id: int, visitor_uid: str) -> str:
     return f"v:{project_id}:{visitor_uid}"
 
 
+def visitor_of_topic(topic: str) -> tuple[int, str] | None:
+    """``(project id, visitor uid)`` when ``topic`` is a :func:`visitor_topic`, else None."""
+    if not topic.startswith("v:"):
+        return None
+    project, _, visitor_uid = topic[2:].partition(":")
+    return int(project), visitor_uid
+
+
 def conversation_id_of(envelope: Envelope) -> int | None:
     if envelope.conversation_id is not None:
         return envelope.conversation_id

@@ -1,26 +1,24 @@
-"""Per-socket state, and the one place that touches a socketify ``WebSocket``.
+"""Per-socket state, and the one place that touches a socketify websocket.
 
-socketify 0.0.31 segfaults when a ``WebSocket`` is used after its close handler ran (typically
+socketify 0.0.31 segfaults when a websocket is used after its close handler ran (typically
 after an ``await`` in a handler). Every send, close and subscription therefore goes through
-:class:`Connection`, which refuses once :attr:`Connection.closed` is set by the close handler.
-The process is single-threaded, so check-then-send cannot race with the close handler.
+:class:`Connection`, which refuses once :attr:`Connection.closed` (the close handler ran, or we
+closed it). The process is single-threaded, so check-then-send cannot race with the close handler.
+
+Tens of thousands of these live in one process, so they are kept small: slots, no per-socket
+dict or set, ``None`` for whatever most sockets never use (acks, an inbox, a second namespace).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
-from socketify import OpCode
-from socketify.native import lib
-
+from server.realtime import uws
 from server.realtime.protocol import SocketPacket
 from server.tenancy.access import Actor
-
-_TEXT = int(OpCode.TEXT)
-"""Text frames: socketify's default opcode is BINARY, which Socket.IO clients do not read as text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +26,7 @@ class VisitorPrincipal:
     project_id: int
     visitor_uid: str
 
-    kind: Literal["visitor"] = "visitor"
+    kind: ClassVar[Literal["visitor"]] = "visitor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +35,7 @@ class AgentPrincipal:
     project_ids: frozenset[int]
     """The projects this socket receives events of (what the agent may see, narrowed on request)."""
 
-    kind: Literal["agent"] = "agent"
+    kind: ClassVar[Literal["agent"]] = "agent"
 
     @property
     def user_id(self) -> int:
@@ -52,83 +50,92 @@ class NamespaceSession:
     """One namespace joined over a connection (several can share one websocket)."""
 
     namespace: str
-    sid: str
+    """One of the namespace constants (shared, not a copy per socket)."""
+    number: int
+    """Unique in this process: names the socket in presence entries (``<node>:<number>``)."""
     principal: Principal
-    topics: list[str] = field(default_factory=list)
+
+
+class PendingAcks:
+    """Acknowledgements this server awaits from the client (rare: made on first use)."""
+
+    __slots__ = ("futures", "last_id")
+
+    def __init__(self) -> None:
+        self.futures: dict[int, asyncio.Future[list[Any]]] = {}
+        self.last_id = 0
 
 
 class Connection:
-    """One websocket. Cheap on purpose: tens of thousands live in one process.
+    """One websocket. It keeps socketify's raw ``uws_websocket_t`` pointer, not a Python wrapper."""
 
-    It keeps socketify's raw ``uws_websocket_t`` pointer rather than the Python ``WebSocket``
-    wrapper (a few hundred bytes each), and calls the same C functions the wrapper does.
-    """
+    __slots__ = ("acks", "inbox", "origin", "pending", "sessions", "ws")
 
-    __slots__ = ("acks", "closed", "eio_sid", "inbox", "namespaces", "next_ack_id", "origin", "pending", "ws")
-
-    SSL = 0
-    """The gateway serves plain websockets (TLS ends at the proxy)."""
-
-    def __init__(self, eio_sid: str, origin: str | None) -> None:
-        self.eio_sid = eio_sid
+    def __init__(self, origin: str | None) -> None:
         self.origin = origin
         self.ws: Any = None
-        """socketify's native ``uws_websocket_t*`` while open, else None."""
-        self.closed = False
-        self.namespaces: list[NamespaceSession] | None = None
+        """The native ``uws_websocket_t*`` from open until closed, else None."""
+        self.sessions: NamespaceSession | tuple[NamespaceSession, ...] | None = None
+        """The namespaces joined: one session (the usual case), a tuple of them, or None."""
         self.pending: tuple[str, ...] | None = None
         """Namespaces whose CONNECT is being authenticated (a second CONNECT meanwhile is refused)."""
-        self.acks: dict[int, asyncio.Future[list[Any]]] | None = None
-        self.next_ack_id = 0
+        self.acks: PendingAcks | None = None
         self.inbox: deque[SocketPacket] | None = None
         """Packets waiting for the async worker of this socket (None when idle): handled in order."""
 
-    def attach(self, ws: Any) -> None:
-        """Called from the open handler with socketify's ``WebSocket``."""
-        self.ws = ws.ws
+    @property
+    def closed(self) -> bool:
+        return self.ws is None
 
     def send(self, text: str) -> bool:
         """Send one text frame; False (and nothing touched) when the socket is gone."""
-        if self.closed or self.ws is None:
+        return self.send_encoded(text.encode())
+
+    def send_encoded(self, data: bytes) -> bool:
+        ws = self.ws
+        if ws is None:
             return False
-        data = text.encode()
-        lib.uws_ws_send_with_options(self.SSL, self.ws, data, len(data), _TEXT, False, True)
+        uws.send_text(ws, data)
         return True
 
     def close(self, code: int, reason: str) -> None:
         """Close with a websocket close code; a no-op once closed."""
-        if self.closed or self.ws is None:
+        ws = self.ws
+        if ws is None:
             return
-        self.closed = True
-        data = (reason or "close").encode()
-        lib.uws_ws_end(self.SSL, self.ws, code, data, len(data))
+        self.ws = None
+        uws.end(ws, code, (reason or "close").encode())
 
     def subscribe(self, topic: str) -> None:
-        if not self.closed and self.ws is not None:
-            data = topic.encode()
-            lib.uws_ws_subscribe(self.SSL, self.ws, data, len(data))
+        if self.ws is not None:
+            uws.subscribe(self.ws, topic.encode())
 
     def unsubscribe(self, topic: str) -> None:
-        if not self.closed and self.ws is not None:
-            data = topic.encode()
-            lib.uws_ws_unsubscribe(self.SSL, self.ws, data, len(data))
+        if self.ws is not None:
+            uws.unsubscribe(self.ws, topic.encode())
 
-    # -- namespaces joined over this socket (few: a list is smaller than a dict) -------------
+    # -- namespaces joined over this socket ------------------------------------------------
+
+    def all_sessions(self) -> tuple[NamespaceSession, ...]:
+        sessions = self.sessions
+        if sessions is None:
+            return ()
+        return sessions if isinstance(sessions, tuple) else (sessions,)
 
     def session(self, namespace: str) -> NamespaceSession | None:
-        for session in self.namespaces or ():
+        for session in self.all_sessions():
             if session.namespace == namespace:
                 return session
         return None
 
     def add_session(self, session: NamespaceSession) -> None:
-        self.namespaces = [*(self.namespaces or ()), session]
+        self.sessions = (*self.all_sessions(), session) if self.sessions is not None else session
 
     def pop_session(self, namespace: str) -> NamespaceSession | None:
         session = self.session(namespace)
-        if session is not None and self.namespaces is not None:
-            rest = [s for s in self.namespaces if s is not session]
-            self.namespaces = rest or None
+        if session is not None:
+            rest = tuple(s for s in self.all_sessions() if s is not session)
+            self.sessions = None if not rest else rest[0] if len(rest) == 1 else rest
         return session
 
     def is_pending(self, namespace: str) -> bool:
@@ -140,10 +147,9 @@ class Connection:
 
     def mark_closed(self) -> None:
         """Called from the close handler: from now on nothing touches the socket."""
-        self.closed = True
         self.ws = None
-        if self.acks:
-            for future in self.acks.values():
+        if self.acks is not None:
+            for future in self.acks.futures.values():
                 if not future.done():
                     future.cancel()
-            self.acks.clear()
+            self.acks = None

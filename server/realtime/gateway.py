@@ -1,9 +1,15 @@
 """The Socket.IO gateway on socketify's native websockets: handshake, namespaces, dispatch.
 
-socketify calls the ``_upgrade``/``_open``/``_message``/``_close`` callbacks synchronously from
-libuv. They stay synchronous and cheap (pongs, acks, parse errors never leave them); work that
-awaits (authentication, Redis, PostgreSQL) goes to a per-socket inbox drained by one asyncio task
-while there is something in it, so a socket's packets are handled in the order they arrived.
+uWS calls the ``on_upgrade``/``on_open``/``on_message``/``on_close`` callbacks synchronously from
+libuv (:mod:`server.realtime.uws`). They stay synchronous and cheap (pongs, acks, parse errors never
+leave them); work that awaits (authentication, Redis, PostgreSQL) goes to a per-socket inbox
+drained by one asyncio task while there is something in it, so a socket's packets are handled in
+the order they arrived.
+
+Per socket the gateway keeps a :class:`Connection` in its :class:`SocketTable`, one
+:class:`NamespaceSession` per namespace joined, and for a visitor an entry in
+:class:`VisitorSockets`; an agent's socket subscribes to its projects' uWS topics. Engine.IO
+pings go out from one timer for all sockets, in batches.
 """
 
 from __future__ import annotations
@@ -12,31 +18,45 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import sys
 from collections import deque
+from collections.abc import Iterator
+from itertools import count
 from typing import Any
 
 from socketify import OpCode
 
-from server.realtime import protocol
-from server.realtime.audience import VISITOR_NAMESPACE, agent_topic, visitor_topic
+from server.realtime import protocol, uws
+from server.realtime.audience import AGENT_NAMESPACE, VISITOR_NAMESPACE, agent_topic, visitor_of_topic
 from server.realtime.auth import Authenticator, AuthError
 from server.realtime.config import RealtimeConfig
-from server.realtime.connection import AgentPrincipal, Connection, NamespaceSession, VisitorPrincipal
+from server.realtime.connection import (
+    AgentPrincipal,
+    Connection,
+    NamespaceSession,
+    PendingAcks,
+    VisitorPrincipal,
+)
 from server.realtime.fanout import Fanout
 from server.realtime.handlers import HANDLERS, EventError, Services, error_payload
 from server.realtime.loop import EventLoop
-from server.realtime.presence import Presence, Subject
+from server.realtime.presence import Entry, Presence, Subject
 from server.realtime.protocol import MalformedPacket, SocketPacket, SocketType, UnsupportedPacket
+from server.realtime.sockets import SocketTable, VisitorSockets
 
 log = logging.getLogger(__name__)
 
-PING_TOPIC = "eio:ping"
 MAX_INBOX = 256
 """Packets a socket may have waiting; a client flooding past it is disconnected (1008)."""
+MAX_BACKPRESSURE = 1024 * 1024
+"""Bytes uWS may buffer for a slow client before closing it (memory only while buffering)."""
+PING_BATCH = 2000
+"""Sockets pinged per loop iteration: a ping round never holds the loop for long."""
 MAX_REASON_BYTES = 120
 NORMAL_CLOSE = 1000
 PROTOCOL_ERROR = 1002
 UNSUPPORTED_DATA = 1003
+INVALID_PAYLOAD = 1007
 POLICY_VIOLATION = 1008
 
 BAD_TRANSPORT = (
@@ -44,6 +64,10 @@ BAD_TRANSPORT = (
     "(Engine.IO v4, EIO=4&transport=websocket); configure the client with transports: ['websocket']\"}"
 )
 BAD_VERSION = '{"code":5,"message":"Unsupported protocol version: only Engine.IO v4 (EIO=4)"}'
+SHUTTING_DOWN = '{"code":0,"message":"shutting down"}'
+PING = protocol.PING.encode()
+NAMESPACES = {VISITOR_NAMESPACE: VISITOR_NAMESPACE, AGENT_NAMESPACE: AGENT_NAMESPACE}
+"""A packet's namespace -> the shared constant a session keeps (not a copy per socket)."""
 
 
 def _reason(text: str) -> str:
@@ -55,13 +79,6 @@ def _subjects(session: NamespaceSession) -> list[Subject]:
     if isinstance(principal, VisitorPrincipal):
         return [Subject(principal.project_id, "visitor", principal.visitor_uid)]
     return [Subject(p, "agent", str(principal.user_id)) for p in principal.project_ids]
-
-
-def _topics(session: NamespaceSession) -> list[str]:
-    principal = session.principal
-    if isinstance(principal, VisitorPrincipal):
-        return [visitor_topic(principal.project_id, principal.visitor_uid)]
-    return [agent_topic(p) for p in principal.project_ids]
 
 
 def _projects(session: NamespaceSession) -> frozenset[int]:
@@ -91,42 +108,53 @@ class Gateway:
         self.authenticator = authenticator
         self.services = services
         self.services.emit_with_ack = self.emit_with_ack
-        self.connections: dict[Connection, None] = {}
+        self.presence.entries = self.presence_entries
+        self.sockets = SocketTable()
+        self.visitors = VisitorSockets()
         self.stopping = False
+        self._numbers = count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._native: list[Any] = []
 
     # -- wiring -----------------------------------------------------------------------------
 
     def mount(self) -> None:
-        self.app.ws(
-            "/socket.io/",
-            {
-                "upgrade": self._upgrade,
-                "open": self._open,
-                "message": self._message,
-                "close": self._close,
-                "max_payload_length": self.config.max_payload,
-                "idle_timeout": self.config.idle_timeout_seconds,
-                "max_backpressure": 1024 * 1024,
-                "close_on_backpressure_limit": True,
-                "reset_idle_timeout_on_send": False,
-                "send_pings_automatically": False,
-            },
+        options = uws.RouteOptions(
+            max_payload=self.config.max_payload,
+            idle_timeout_seconds=self.config.idle_timeout_seconds,
+            max_backpressure=MAX_BACKPRESSURE,
         )
+        self._native = uws.websocket_route(self.app, "/socket.io/", options, self)
         self.app.any("/socket.io/", self._refuse_http)
         self.app.any("/socket.io/*", self._refuse_http)
 
     def resync_all(self) -> None:
         """Tell every socket to ``sync``: events may have been missed (Redis connection lost)."""
-        for namespace in HANDLERS:
-            payload = {"reason": "the server's event stream was interrupted; sync to catch up"}
-            self.app.publish(
-                PING_TOPIC, protocol.encode_event(namespace, "server:resync", payload), OpCode.TEXT
-            )
+        payload = {"reason": "the server's event stream was interrupted; sync to catch up"}
+        packets = {ns: protocol.encode_event(ns, "server:resync", payload).encode() for ns in NAMESPACES}
+        for conn in self.sockets.snapshot():
+            for session in conn.all_sessions():
+                conn.send_encoded(packets[session.namespace])
         self.events.wake()
 
     def publish_local(self, topic: str, text: str) -> None:
-        self.app.publish(topic, text, OpCode.TEXT)
+        """Deliver to a local topic: a visitor's sockets from here, shared topics by uWS in C."""
+        visitor = visitor_of_topic(topic)
+        if visitor is None:
+            self.app.publish(topic, text, OpCode.TEXT)
+            return
+        data = text.encode()
+        for conn in self.visitors.sockets(*visitor):
+            conn.send_encoded(data)
+
+    def presence_entries(self) -> Iterator[Entry]:
+        """This node's presence entries, read from its open sockets (walked lazily)."""
+        for conn in self.sockets.snapshot():
+            if conn.closed:
+                continue
+            for session in conn.all_sessions():
+                for subject in _subjects(session):
+                    yield subject, session.number
 
     def _spawn(self, coroutine: Any) -> None:
         task = self.events.asyncio_loop.create_task(coroutine)
@@ -139,86 +167,100 @@ class Gateway:
             self.events.wake()
         return sent
 
-    # -- socketify callbacks (synchronous; the request object is valid only here) ----------
+    # -- uWS callbacks (synchronous; the upgrade request is valid only during its call) ----
 
     def _refuse_http(self, res: Any, req: Any) -> None:
         res.write_status(400)
         res.write_header("Content-Type", "application/json")
         res.end(BAD_TRANSPORT)
 
-    def _upgrade(self, res: Any, req: Any, context: Any) -> None:
+    def on_upgrade(self, upgrade: uws.Upgrade) -> None:
         if self.stopping:
-            res.write_status(503).end('{"code":0,"message":"shutting down"}')
+            upgrade.refuse("503 Service Unavailable", "application/json", SHUTTING_DOWN)
             return
-        if req.get_query("EIO") != "4":
-            res.write_status(400)
-            res.write_header("Content-Type", "application/json")
-            res.end(BAD_VERSION)
+        if upgrade.query("EIO") != "4":
+            upgrade.refuse("400 Bad Request", "application/json", BAD_VERSION)
             return
-        if req.get_query("transport") != "websocket":
-            res.write_status(400)
-            res.write_header("Content-Type", "application/json")
-            res.end(BAD_TRANSPORT)
+        if upgrade.query("transport") != "websocket":
+            upgrade.refuse("400 Bad Request", "application/json", BAD_TRANSPORT)
             return
-        origin = req.get_header("origin") or None
-        conn = Connection(secrets.token_urlsafe(15), origin)
-        res.upgrade(
-            req.get_header("sec-websocket-key"),
-            req.get_header("sec-websocket-protocol"),
-            req.get_header("sec-websocket-extensions"),
-            context,
-            conn,
-        )
+        origin = upgrade.header("origin")
+        # Browsers of one site send the same Origin: one string for all their sockets.
+        conn = Connection(sys.intern(origin) if origin else None)
+        slot = self.sockets.add(conn)
+        upgrade.accept(slot)
+        if conn.ws is None:  # uWS opens synchronously; no open means no socket
+            self.sockets.remove(slot)
 
-    def _open(self, ws: Any) -> None:
-        conn: Connection | None = ws.get_user_data()
+    def on_open(self, slot: int, ws: Any) -> None:
+        conn = self.sockets.get(slot)
         if conn is None:
-            ws.end(PROTOCOL_ERROR, "no session")
+            uws.end(ws, PROTOCOL_ERROR, b"no session")
             return
-        conn.attach(ws)
-        self.connections[conn] = None
-        conn.subscribe(PING_TOPIC)
+        conn.ws = ws
         conn.send(
             protocol.encode_open(
-                conn.eio_sid,
+                secrets.token_urlsafe(15),
                 ping_interval_ms=self.config.ping_interval_ms,
                 ping_timeout_ms=self.config.ping_timeout_ms,
                 max_payload=self.config.max_payload,
             )
         )
 
-    def _close(self, ws: Any, code: int, message: Any) -> None:
-        conn: Connection | None = ws.get_user_data()
+    def on_close(self, slot: int) -> None:
+        conn = self.sockets.remove(slot)
         if conn is None:
             return
         conn.mark_closed()
-        self.connections.pop(conn, None)
         conn.inbox = None
-        sessions = conn.namespaces or []
-        conn.namespaces = None
+        sessions = conn.all_sessions()
+        conn.sessions = None
         for session in sessions:
+            self._unroute(conn, session)
             self._spawn(self._leave(session))
 
-    def _message(self, ws: Any, data: Any, opcode: Any) -> None:
-        conn: Connection | None = ws.get_user_data()
+    def on_message(self, slot: int, data: bytes, text: bool) -> None:
+        conn = self.sockets.get(slot)
         if conn is None or conn.closed:
             return
-        if opcode != OpCode.TEXT or not isinstance(data, str):
+        if not text:
             conn.close(UNSUPPORTED_DATA, "binary frames are not supported: send JSON text packets")
             return
         kind = data[:1]
-        if kind == "3":  # pong: any frame already reset uWS's idle timer
+        if kind == b"3":  # pong: any frame already reset uWS's idle timer
             return
-        if kind == "4":
-            self._socket_packet(conn, data[1:])
-        elif kind == "2":  # a client ping (not used by v4 clients): answer it
-            conn.send("3" + data[1:])
-        elif kind == "1":
+        if kind == b"4":
+            try:
+                packet = data[1:].decode()
+            except UnicodeDecodeError:
+                conn.close(INVALID_PAYLOAD, "text frames must be UTF-8")
+                return
+            self._socket_packet(conn, packet)
+        elif kind == b"2":  # a client ping (not used by v4 clients): answer it
+            conn.send_encoded(b"3" + data[1:])
+        elif kind == b"1":
             conn.close(NORMAL_CLOSE, "client closed")
-        elif kind == "6":
+        elif kind == b"6":
             return
         else:
             conn.close(PROTOCOL_ERROR, "parse error: unknown Engine.IO packet type")
+
+    def _route(self, conn: Connection, session: NamespaceSession) -> None:
+        """Make the session's events reach the socket (see :mod:`server.realtime.sockets`)."""
+        principal = session.principal
+        if isinstance(principal, VisitorPrincipal):
+            self.visitors.add(principal.project_id, principal.visitor_uid, conn)
+        else:
+            for project_id in principal.project_ids:
+                conn.subscribe(agent_topic(project_id))
+
+    def _unroute(self, conn: Connection, session: NamespaceSession) -> None:
+        principal = session.principal
+        if isinstance(principal, VisitorPrincipal):
+            self.visitors.remove(principal.project_id, principal.visitor_uid, conn)
+        else:  # uWS drops a closed socket's subscriptions itself; this is for DISCONNECT
+            for project_id in principal.project_ids:
+                conn.unsubscribe(agent_topic(project_id))
 
     def _socket_packet(self, conn: Connection, text: str) -> None:
         try:
@@ -250,8 +292,7 @@ class Gateway:
         elif packet.type is SocketType.DISCONNECT:
             session = conn.pop_session(namespace)
             if session is not None:
-                for topic in session.topics:
-                    conn.unsubscribe(topic)
+                self._unroute(conn, session)
                 self._spawn(self._leave(session))
         elif packet.type is SocketType.EVENT:
             if conn.session(namespace) is None and not conn.is_pending(namespace):
@@ -260,7 +301,8 @@ class Gateway:
                 return
             self._enqueue(conn, packet)
         elif packet.type is SocketType.ACK:
-            future = conn.acks.pop(packet.ack_id, None) if conn.acks and packet.ack_id is not None else None
+            acks, ack_id = conn.acks, packet.ack_id
+            future = acks.futures.pop(ack_id, None) if acks is not None and ack_id is not None else None
             if future is not None and not future.done():
                 future.set_result(packet.data)
 
@@ -302,26 +344,25 @@ class Gateway:
             return
         if conn.closed:
             return
-        session = NamespaceSession(namespace=namespace, sid=secrets.token_urlsafe(15), principal=principal)
-        session.topics = _topics(session)
+        session = NamespaceSession(NAMESPACES[namespace], next(self._numbers), principal)
         await self.fanout.acquire(_projects(session))
         conn.set_pending(namespace, False)
         if _gone(conn):  # closed while we awaited Redis
             await self.fanout.release(_projects(session))
             return
-        for topic in session.topics:
-            conn.subscribe(topic)
+        self._route(conn, session)
         conn.add_session(session)
-        self._send(conn, protocol.encode_connect(namespace, session.sid))
+        # The client's Socket.IO sid is not kept: nothing is addressed by it (websocket only).
+        self._send(conn, protocol.encode_connect(namespace, secrets.token_urlsafe(15)))
         for subject in _subjects(session):
-            self.presence.connect(subject, session.sid)
+            self.presence.connect(subject, session.number)
 
     async def _leave(self, session: NamespaceSession) -> None:
         try:
             await self.fanout.release(_projects(session))
             if not self.stopping:
                 for subject in _subjects(session):
-                    await self.presence.disconnect(subject, session.sid)
+                    await self.presence.disconnect(subject, session.number)
         except Exception:
             log.exception("leaving %s failed", session.namespace)
 
@@ -356,29 +397,43 @@ class Gateway:
         self, conn: Connection, namespace: str, event: str, data: Any, wait_seconds: float
     ) -> list[Any]:
         """Emit to one socket and wait for the client's acknowledgement (its ack arguments)."""
-        conn.next_ack_id += 1
-        ack_id = conn.next_ack_id
+        if conn.closed:
+            raise TimeoutError
+        acks = conn.acks
+        if acks is None:
+            acks = conn.acks = PendingAcks()
+        acks.last_id += 1
+        ack_id = acks.last_id
         future: asyncio.Future[list[Any]] = self.events.asyncio_loop.create_future()
-        if conn.acks is None:
-            conn.acks = {}
-        conn.acks[ack_id] = future
+        acks.futures[ack_id] = future
         if not self._send(conn, protocol.encode_event(namespace, event, data, ack_id=ack_id)):
-            conn.acks.pop(ack_id, None)
+            acks.futures.pop(ack_id, None)
             raise TimeoutError
         try:
             return await asyncio.wait_for(future, wait_seconds)
         finally:
-            if conn.acks is not None:
-                conn.acks.pop(ack_id, None)
+            acks.futures.pop(ack_id, None)
 
     # -- background duties --------------------------------------------------------------------
 
     async def run_pinger(self) -> None:
-        """Engine.IO v4: the server pings; one publish reaches every socket."""
+        """Engine.IO v4: the server pings every socket each ``pingInterval``, from this one timer.
+
+        A loop over the sockets rather than a uWS topic every socket joins: a subscription costs
+        uWS a subscriber record per socket, and the send per socket is the same either way.
+        """
         while True:
             await asyncio.sleep(self.config.ping_interval_ms / 1000)
-            self.app.publish(PING_TOPIC, protocol.PING, OpCode.TEXT)
-            self.events.wake()
+            await self.ping_all()
+
+    async def ping_all(self) -> None:
+        sockets = self.sockets.snapshot()
+        for start in range(0, len(sockets), PING_BATCH):
+            if start:
+                await asyncio.sleep(0)  # let libuv and other work run between batches
+            for conn in sockets[start : start + PING_BATCH]:
+                conn.send_encoded(PING)
+        self.events.wake()
 
     async def shutdown(self) -> None:
         """Stop accepting, close every socket with a normal close, leave Redis tidy."""
@@ -391,11 +446,12 @@ class Gateway:
         if listen_socket is not None and listen_socket != ffi.NULL:
             lib.us_listen_socket_close(self.app.SSL, listen_socket)
             self.app.socket = ffi.NULL
-        for conn in list(self.connections):
+        leaving = list(self.presence_entries())
+        for conn in self.sockets.snapshot():
             conn.close(NORMAL_CLOSE, "server shutting down")
         self.events.wake()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.presence.drop_local(), 5)
+            await asyncio.wait_for(self.presence.drop(leaving), 5)
         await asyncio.sleep(0.2)  # let libuv flush the close frames
 
 

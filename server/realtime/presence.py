@@ -2,7 +2,7 @@
 
 Subjects are a project's visitors (by uid) and agents (by user id). Keys, under ``parley:``:
 
-- ``p:<project>:presence:<kind>:<subject>:sockets``: sorted set, member ``<node>:<socket sid>``,
+- ``p:<project>:presence:<kind>:<subject>:sockets``: sorted set, member ``<node>:<socket number>``,
   score = ms until which the entry is alive. This is "visitor uid -> socket ids with node".
 - ``p:<project>:presence:<kind>:<subject>:status``: ``online`` or ``away`` while the subject
   counts as present (absent = offline). Changes of it are what ``presence.changed`` reports.
@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -94,6 +95,10 @@ class Subject:
         return cls(int(project), kind, subject)  # type: ignore[arg-type]
 
 
+Entry = tuple[Subject, int]
+"""One socket of a subject: the subject and the socket's number on this node."""
+
+
 class Location(msgspec.Struct):
     url: str
     title: str
@@ -116,44 +121,45 @@ class Presence:
         self._ttl_ms = ttl_ms
         self._publish = publish
         self._finalize: Any = redis.register_script(_FINALIZE)
-        self.local: dict[tuple[Subject, str], None] = {}
-        self._joins: list[tuple[Subject, str]] = []
+        self.entries: Callable[[], Iterator[Entry]] = lambda: iter(())
+        """This node's live entries, read afresh at every heartbeat; set by the gateway (its
+        sockets are the record: presence keeps no per-socket copy of them)."""
+        self._joins: dict[Entry, None] = {}
+        """Joins not yet written to Redis (a socket that leaves first is taken out again)."""
         self._join_writer: asyncio.Task[None] | None = None
-        """This node's live entries (subject, socket sid); refreshed every heartbeat."""
 
-    def _member(self, sid: str) -> str:
-        return f"{self._node_id}:{sid}"
+    def _member(self, number: int) -> str:
+        return f"{self._node_id}:{number}"
 
-    def connect(self, subject: Subject, sid: str) -> None:
+    def connect(self, subject: Subject, number: int) -> None:
         """A socket of ``subject`` joined; ``online`` is reported if the subject was offline.
 
         Returns at once: joins are written in batches (one pipeline for all the sockets that
         joined meanwhile), which keeps a connection storm cheap in Redis round trips and memory.
         """
-        self.local[(subject, sid)] = None
-        self._joins.append((subject, sid))
+        self._joins[(subject, number)] = None
         if self._join_writer is None or self._join_writer.done():
             self._join_writer = asyncio.get_running_loop().create_task(self._write_joins())
 
     async def _write_joins(self) -> None:
         while self._joins:
-            batch, self._joins = self._joins[:JOIN_BATCH], self._joins[JOIN_BATCH:]
-            # a socket that already left is not registered (its disconnect found nothing to remove)
-            batch = [entry for entry in batch if entry in self.local]
+            batch = list(itertools.islice(self._joins, JOIN_BATCH))
+            for entry in batch:
+                del self._joins[entry]
             try:
                 await self._register(batch)
             except Exception:
                 log.exception("registering %d sockets' presence failed", len(batch))
 
-    async def _register(self, entries: list[tuple[Subject, str]]) -> None:
+    async def _register(self, entries: list[Entry]) -> None:
         if not entries:
             return
         expiry = int(time.time() * 1000) + self._ttl_ms
         # ZADD before SET NX for each subject: the sweeper's atomic re-count then either sees the
         # socket (and keeps the status) or ran before it (and the SET NX reports online again).
         async with self._redis.pipeline(transaction=False) as pipe:
-            for subject, sid in entries:
-                member = self._member(sid)
+            for subject, number in entries:
+                member = self._member(number)
                 pipe.zadd(subject.sockets_key, {member: expiry})
                 pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
                 pipe.zadd(ALL_SOCKETS, {f"{subject.encode()}|{member}": expiry})
@@ -164,10 +170,10 @@ class Presence:
             if results[index * 5 + 4]:
                 await self._announce(subject, "online")
 
-    async def disconnect(self, subject: Subject, sid: str) -> None:
+    async def disconnect(self, subject: Subject, number: int) -> None:
         """A socket left; the subject is re-counted after the grace period."""
-        self.local.pop((subject, sid), None)
-        member = self._member(sid)
+        self._joins.pop((subject, number), None)
+        member = self._member(number)
         due_ms = int(time.time() * 1000) + self._grace_ms
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.zrem(subject.sockets_key, member)
@@ -183,16 +189,13 @@ class Presence:
 
     async def heartbeat(self) -> None:
         """Refresh this node's entries so they outlive it by at most the TTL."""
-        if not self.local:
-            return
-        now_ms = int(time.time() * 1000)
-        expiry = now_ms + self._ttl_ms
-        entries = list(self.local)
-        for start in range(0, len(entries), 1000):
+        expiry = int(time.time() * 1000) + self._ttl_ms
+        entries = self.entries()
+        while batch := list(itertools.islice(entries, 1000)):
             async with self._redis.pipeline(transaction=False) as pipe:
                 subjects: set[Subject] = set()
-                for subject, sid in entries[start : start + 1000]:
-                    member = self._member(sid)
+                for subject, number in batch:
+                    member = self._member(number)
                     pipe.zadd(subject.sockets_key, {member: expiry})
                     pipe.zadd(ALL_SOCKETS, {f"{subject.encode()}|{member}": expiry})
                     subjects.add(subject)
@@ -202,15 +205,14 @@ class Presence:
                     pipe.expire(subject.status_key, STATUS_TTL_SECONDS)
                 await pipe.execute()
 
-    async def drop_local(self) -> None:
-        """On shutdown: remove this node's entries at once (grace still applies to the subjects)."""
-        entries = list(self.local)
-        self.local.clear()
+    async def drop(self, entries: list[Entry]) -> None:
+        """On shutdown: remove these entries at once (grace still applies to the subjects)."""
+        self._joins.clear()
         due_ms = int(time.time() * 1000) + self._grace_ms
         for start in range(0, len(entries), 1000):
             async with self._redis.pipeline(transaction=False) as pipe:
-                for subject, sid in entries[start : start + 1000]:
-                    member = self._member(sid)
+                for subject, number in entries[start : start + 1000]:
+                    member = self._member(number)
                     pipe.zrem(subject.sockets_key, member)
                     pipe.zrem(ALL_SOCKETS, f"{subject.encode()}|{member}")
                     pipe.zadd(PENDING, {subject.encode(): due_ms})

@@ -35,18 +35,23 @@ async def assert_serves_a_normal_client(gateway: GatewayProcess, settings: Any, 
         assert answer == {"ok": True}
 
 
+@pytest.mark.parametrize("namespace", ["/agent", "/visitor"])
 async def test_hundreds_of_clients_leaving_mid_broadcast(
-    gateway: GatewayProcess, settings: Any, redis: Redis
+    gateway: GatewayProcess, settings: Any, redis: Redis, namespace: str
 ) -> None:
+    """Agents get the broadcast through a uWS topic, a visitor's tabs straight from Python."""
     project = await make_project()
     user = await make_user()
     await make_member(project, user, ProjectMember.ProjectRole.AGENT)
     visitor = await make_visitor(project, uid="v_b")
     chat = await make_conversation(project, visitor)
-    auth = agent_auth(settings, user.id)
+    if namespace == "/agent":
+        auth = agent_auth(settings, user.id)
+    else:
+        auth = visitor_auth(settings, project.id, "v_b")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = await asyncio.gather(
-            *(raw_socket(http, gateway.ws_url, "/agent", auth) for _ in range(400))
+            *(raw_socket(http, gateway.ws_url, namespace, auth) for _ in range(400))
         )
 
         async def broadcast() -> None:
@@ -58,8 +63,8 @@ async def test_hundreds_of_clients_leaving_mid_broadcast(
         async def leave(ws: Any, index: int) -> None:
             await asyncio.sleep(random.random() * 0.3)  # noqa: S311
             # ask for work whose answer comes after an await, then vanish before it arrives
-            await ws.send_str(f'42/agent,{index}["sync",{{"conversations":{{"{chat.id}":0}}}}]')
-            await ws.send_str(f'42/agent,["typing",{{"conversation_id":{chat.id},"typing":true}}]')
+            await ws.send_str(f'42{namespace},{index}["sync",{{"conversations":{{"{chat.id}":0}}}}]')
+            await ws.send_str(f'42{namespace},["typing",{{"conversation_id":{chat.id},"typing":true}}]')
             if index % 2:
                 await ws.close()
             else:
