@@ -112,3 +112,34 @@ async def test_filters(client: httpx.AsyncClient, redis: Redis) -> None:
     conflicting = await client.get(base, params={"unassigned": "true", "assignee_id": 1}, headers=headers)
     assert conflicting.status_code == 422
     assert conflicting.json()["code"] == "invalid"
+
+
+async def test_message_history_pages_by_seq(client: httpx.AsyncClient) -> None:
+    world = await build_world()
+    visitor = await f.make_visitor(world.project, uid="v_history")
+    conversation = await f.make_conversation(world.project, visitor, last_seq=12)
+    for seq in range(1, 13):
+        await f.make_message(conversation, seq=seq, body=f"m{seq}", private=seq == 5)
+    path = f"/api/v1/projects/{world.project.id}/conversations/{conversation.id}/messages"
+    headers = world.headers("agent")
+
+    async def seqs(**params: Any) -> tuple[list[int], bool]:
+        response = await client.get(path, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return [item["seq"] for item in body["items"]], body["has_more"]
+
+    assert await seqs(limit=5) == ([8, 9, 10, 11, 12], True)  # the newest, in ascending order
+    assert await seqs(limit=5, before_seq=8) == ([3, 4, 5, 6, 7], True)
+    assert await seqs(limit=5, before_seq=3) == ([1, 2], False)
+    assert await seqs(limit=5, after_seq=0) == ([1, 2, 3, 4, 5], True)
+    assert await seqs(limit=5, after_seq=10) == ([11, 12], False)
+    assert await seqs() == (list(range(1, 13)), False)
+    private = (await client.get(path, params={"after_seq": 4, "limit": 1}, headers=headers)).json()["items"]
+    assert private[0]["private"] is True and private[0]["body"] == "m5"
+    conflicting = await client.get(path, params={"after_seq": 1, "before_seq": 5}, headers=headers)
+    assert conflicting.status_code == 422 and conflicting.json()["fields"] == {
+        "before_seq": "conflicts with after_seq"
+    }
+    elsewhere = f"/api/v1/projects/{world.other_project.id}/conversations/{conversation.id}/messages"
+    assert (await client.get(elsewhere, headers=world.headers("admin"))).status_code == 404
