@@ -1,7 +1,7 @@
 // Load client for bench/gateway.py: many raw Engine.IO v4 / Socket.IO v5 websockets (npm `ws`),
 // kept cheap so the client is not the bottleneck (no JSON parsing of deliveries).
 // usage: node load.mjs <ws url> <namespace> <auth file: one JSON object per line, reused cyclically> <count> [source block]
-// Sockets come from 127.0.<source block>.x (20,000 per address): give each run its own block, or the
+// Sockets come from 127.0.<source block>.x (10,000 per address): give each run its own block, or the
 // previous run's TIME_WAIT ports (bound source addresses cannot reuse them) slow or fail the connects.
 // stdout: {"ready": n} once connected; then on stdin "reset" | "stats" -> {"deliveries", "p50", "p99", "max"}.
 import { readFileSync } from "node:fs";
@@ -19,7 +19,7 @@ const now = () => performance.timeOrigin + performance.now();
 function open(i) {
   return new Promise((resolve) => {
     // 127.0.<block>.x source addresses: more than one ephemeral-port range towards one server port
-    const ws = new WebSocket(url, { localAddress: `127.0.${block}.${1 + Math.floor(i / 20000)}`, perMessageDeflate: false });
+    const ws = new WebSocket(url, { localAddress: `127.0.${block}.${1 + Math.floor(i / 10000)}`, perMessageDeflate: false });
     ws.on("message", (data) => {
       const text = data.toString();
       const kind = text.charCodeAt(0);
