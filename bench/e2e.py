@@ -1,12 +1,29 @@
 """End to end: a visitor's ``message:send`` to the agent's ``message.created``.
 
 Through everything: gateway (ack) -> mailbox + SAQ queue (Redis) -> worker (PostgreSQL transaction
-with the outbox row) -> outbox relay -> Redis pub/sub -> gateway -> the agent's socket. Visitors
-(python-socketio clients, 5 messages/s each so the per-visitor rate limit never bites) send at a
-steady total rate; one agent receives every message; latency = receipt - send, per
-``client_msg_id``. Rates 200 and 1,000 messages/s, 10 s each, 3 runs: median and worst.
+with the outbox row) -> publish after commit -> Redis pub/sub -> gateway -> the agent's socket.
+Visitors (5 messages/s each, so the per-visitor rate limit never bites) send at a steady total
+rate; one agent receives every message; latency = receipt - send, per ``client_msg_id``, both
+read from the load client's own clock. Rates 200 and 1,000 messages/s, 10 s each, 3 runs: median
+and worst.
 
-``python -m bench e2e``. Environment: ``BENCH_E2E_RATES`` (default ``200,1000``).
+The load client is Node (``bench/e2e_client/e2e.mjs``, raw Socket.IO frames over npm ``ws``,
+installed into the git-ignored ``bench/e2e_client/node_modules``): at 1,000 messages/s on 2 cores
+a python-socketio client adds milliseconds of its own to every figure (``BENCH_E2E_CLIENT=python``
+runs it for comparison).
+
+``BENCH_E2E_STAGES=1`` adds a run per rate that splits the latency into stages, from timestamps
+the pipeline already leaves (no instrumentation; one machine, one wall clock):
+
+- ack       : send -> the gateway's ack (check, mailbox append, enqueue)
+- queued    : ack -> the worker's transaction starts (``message.created_at`` is PostgreSQL's
+  ``now()``, the transaction's start): SAQ dequeue, job start, mailbox read
+- stored    : transaction start -> the envelope reaches a Redis subscriber (statements, commit,
+  publish); a subscriber in this process stands in for the gateway's
+- fan-out   : Redis subscriber -> the agent's socket (gateway: decode, audience, uWS publish; client)
+
+``python -m bench e2e``. Environment: ``BENCH_E2E_RATES`` (default ``200,1000``),
+``BENCH_E2E_SECONDS`` (default 10).
 """
 
 from __future__ import annotations
@@ -15,10 +32,12 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -29,21 +48,58 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gateway import PYTHON, Bench, free_port, stop  # noqa: E402
 
-SECONDS = 10
+CLIENT = ROOT / "bench" / "e2e_client"
+SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "10"))
 PER_VISITOR = 5
+RUNS = 3
 
 
-async def run_rate(bench: Bench, url: str, rate: int) -> dict[str, float]:
-    import socketio
-
+def visitor_auth_file(bench: Bench, rate: int) -> Path:
+    """Fresh visitors for every run (their first message creates their conversation, as in life)."""
     from server.accounts.tokens import visitor_token
 
     secret = bench.env["SECRET_KEY"]
+    run = uuid.uuid4().hex[:6]
+    path = bench.work / f"visitors-{run}.jsonl"
+    count = max(1, rate // PER_VISITOR)
+    lines = (
+        json.dumps({"token": visitor_token(bench.project_id, f"v_{run}_{index}", secret)[0]})
+        for index in range(count)
+    )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_node(
+    bench: Bench, url: str, rate: int, trace: Path | None = None, seconds: float = SECONDS
+) -> dict[str, float]:
+    command = [
+        "node",
+        str(CLIENT / "e2e.mjs"),
+        f"{url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket",
+        str(visitor_auth_file(bench, rate)),
+        bench.agent_auth,
+        str(rate),
+        str(seconds),
+    ]
+    if trace is not None:
+        command.append(str(trace))
+    done = subprocess.run(command, cwd=CLIENT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"load client failed: {done.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def run_python(bench: Bench, url: str, rate: int) -> dict[str, float]:
+    """The same workload with python-socketio clients in this process (for comparison)."""
+    import socketio
+
     sent: dict[str, float] = {}
     latencies: list[float] = []
     done = asyncio.Event()
     agent = socketio.AsyncClient(reconnection=False)
-    total = rate * SECONDS
+    total = int(rate * SECONDS)
 
     async def on_message(event: dict[str, Any]) -> None:
         started = sent.pop(str(event["data"].get("client_msg_id")), None)
@@ -53,15 +109,13 @@ async def run_rate(bench: Bench, url: str, rate: int) -> dict[str, float]:
                 done.set()
 
     agent.on("message.created", on_message, namespace="/agent")
-    auth = json.loads(bench.agent_auth)
-    await agent.connect(url, namespaces=["/agent"], auth=auth, transports=["websocket"])
+    await agent.connect(
+        url, namespaces=["/agent"], auth=json.loads(bench.agent_auth), transports=["websocket"]
+    )
     visitors = []
-    count = max(1, rate // PER_VISITOR)
-    run = uuid.uuid4().hex[:6]
-    for index in range(count):
+    for line in visitor_auth_file(bench, rate).read_text().splitlines():
         client = socketio.AsyncClient(reconnection=False)
-        token = visitor_token(bench.project_id, f"v_{run}_{index}", secret)[0]
-        await client.connect(url, namespaces=["/visitor"], auth={"token": token}, transports=["websocket"])
+        await client.connect(url, namespaces=["/visitor"], auth=json.loads(line), transports=["websocket"])
         visitors.append(client)
     refused = 0
 
@@ -75,7 +129,7 @@ async def run_rate(bench: Bench, url: str, rate: int) -> dict[str, float]:
         await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
         client_msg_id = str(uuid.uuid4())
         sent[client_msg_id] = time.perf_counter()
-        await visitors[n % count].emit(
+        await visitors[n % len(visitors)].emit(
             "message:send",
             {"body": f"m{n}", "client_msg_id": client_msg_id},
             namespace="/visitor",
@@ -97,11 +151,92 @@ async def run_rate(bench: Bench, url: str, rate: int) -> dict[str, float]:
     }
 
 
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+def stages(bench: Bench, url: str, rate: int) -> None:
+    """One traced run: where the time goes, per stage (p50 / p99 ms)."""
+    from redis import Redis
+
+    from server.outbox.envelope import decode, project_channel
+
+    published: dict[str, float] = {}
+    redis = Redis.from_url(bench.env["REDIS_URL"])
+    pubsub = redis.pubsub()
+    pubsub.subscribe(project_channel(bench.project_id))
+    stopping = threading.Event()
+
+    def listen() -> None:
+        while not stopping.is_set():
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if message is not None:
+                at = time.time() * 1000
+                envelope = decode(message["data"])
+                if envelope.type == "message.created":
+                    published.setdefault(str(envelope.data["client_msg_id"]), at)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    trace = bench.work / f"trace-{rate}.csv"
+    try:
+        result = run_node(bench, url, rate, trace)
+    finally:
+        stopping.set()
+        listener.join()
+        pubsub.close()
+        redis.close()
+    started = asyncio.run(_transaction_starts(bench.env["DATABASE_URL"], bench.project_id))
+    rows: dict[str, list[float]] = {"ack": [], "queued": [], "stored": [], "fan-out": [], "total": []}
+    for line in trace.read_text().splitlines():
+        client_msg_id, sent, acked, received = line.split(",")
+        if not (acked and received and client_msg_id in published and client_msg_id in started):
+            continue
+        begun = started[client_msg_id]
+        rows["ack"].append(float(acked) - float(sent))
+        rows["queued"].append(begun - float(acked))
+        rows["stored"].append(published[client_msg_id] - begun)
+        rows["fan-out"].append(float(received) - published[client_msg_id])
+        rows["total"].append(float(received) - float(sent))
+    print(f"  stages at {rate}/s (one traced run, {len(rows['total'])} messages; p50 / p99 ms):", flush=True)
+    for name, values in rows.items():
+        print(f"    {name:8} {percentile(values, 0.5):6.1f} / {percentile(values, 0.99):6.1f}", flush=True)
+    print(f"    (that run: p50 {result['p50']:.1f} ms p99 {result['p99']:.1f} ms)", flush=True)
+
+
+async def _transaction_starts(database_url: str, project_id: int) -> dict[str, float]:
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT client_msg_id::text, extract(epoch FROM created_at) * 1000 AS at FROM message "
+            "WHERE project = $1",
+            project_id,
+        )
+    finally:
+        await connection.close()
+    return {row["client_msg_id"]: float(row["at"]) for row in rows}
+
+
 def main() -> int:
     rates = [int(n) for n in os.environ.get("BENCH_E2E_RATES", "200,1000").split(",") if n]
+    client = os.environ.get("BENCH_E2E_CLIENT", "node")
+    if client == "node":
+        if shutil.which("node") is None or shutil.which("npm") is None:
+            print("bench/e2e.py needs Node.js and npm for its load client (or BENCH_E2E_CLIENT=python)")
+            return 0
+        if not (CLIENT / "node_modules" / "ws").is_dir():
+            subprocess.run(
+                ["npm", "install", "--prefix", str(CLIENT), "--no-audit", "--no-fund", "--loglevel=error"],
+                check=True,
+            )
     bench = Bench(Path(tempfile.mkdtemp(prefix="parley-e2e-")))
     print(
-        f"end to end: visitor message:send -> agent message.created, {SECONDS} s per run, 3 runs", flush=True
+        f"end to end: visitor message:send -> agent message.created, {SECONDS:g} s per run, {RUNS} runs,"
+        f" {client} load client",
+        flush=True,
     )
     try:
         bench.start()
@@ -115,9 +250,14 @@ def main() -> int:
             stderr=subprocess.STDOUT,
         )
         time.sleep(3)
+        url = f"http://127.0.0.1:{port}"
         try:
             for rate in rates:
-                runs = [asyncio.run(run_rate(bench, f"http://127.0.0.1:{port}", rate)) for _ in range(3)]
+                if client == "node":
+                    run_node(bench, url, min(rate, 100), seconds=2)  # warm-up: caches, JIT
+                    runs = [run_node(bench, url, rate) for _ in range(RUNS)]
+                else:
+                    runs = [asyncio.run(run_python(bench, url, rate)) for _ in range(RUNS)]
                 p50s, p99s = [r["p50"] for r in runs], [r["p99"] for r in runs]
                 print(
                     f"  {rate}/s (achieved {statistics.median(r['rate'] for r in runs):.0f}/s): "
@@ -126,6 +266,8 @@ def main() -> int:
                     f"lost {max(r['lost'] for r in runs):.0f}, refused {max(r['refused'] for r in runs):.0f}",
                     flush=True,
                 )
+                if os.environ.get("BENCH_E2E_STAGES") and client == "node":
+                    stages(bench, url, rate)
         finally:
             stop(worker)
             stop(gateway)
