@@ -124,6 +124,16 @@ class Keys:
         """List of one sender's accepted messages waiting for the worker, in arrival order."""
         return f"{PREFIX}:p:{project_id}:mailbox:{stream}"
 
+    @staticmethod
+    def drain_mailboxes(project_id: int, shard: int) -> str:
+        """Sorted set of one drain shard's non-empty mailboxes: what its drain job reads."""
+        return f"{PREFIX}:p:{project_id}:drain:{shard}:mailboxes"
+
+    @staticmethod
+    def drain_token(project_id: int, shard: int) -> str:
+        """Counter of appends to one drain shard since its drain job was queued; absent: no drain due."""
+        return f"{PREFIX}:p:{project_id}:drain:{shard}:token"
+
     # Presence (server/realtime/presence.py).
     ALL_SOCKETS = f"{PREFIX}:presence:sockets"
     """Sorted set of every live socket (subject|node|socket), scored by heartbeat expiry."""

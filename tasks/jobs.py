@@ -4,22 +4,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from server.chat.persistence import MessagesDropped, persist_mailboxes
+from server.chat import persistence
+from server.chat.mailbox import Shard
+from server.chat.persistence import MessagesDropped
+from server.chat.sending import drain_job
 
 if TYPE_CHECKING:
     from tasks.worker import WorkerContext
 
 
-async def persist_messages(ctx: WorkerContext, *, mailboxes: list[str]) -> dict[str, int]:
-    """Store the messages waiting in ``mailboxes`` (one micro-batch's worth, or more).
+async def persist_messages(
+    ctx: WorkerContext, *, mailboxes: list[str] | None = None, drain: str | None = None
+) -> dict[str, int]:
+    """Store queued messages: drain one shard (``drain``, see ``server.chat.mailbox``) or ``mailboxes``.
 
     Transient failures (PostgreSQL or Redis away, a deadlock) raise and SAQ retries the job with
-    backoff. Messages that can never be stored (their conversation was deleted meanwhile) are set
+    backoff. A drain still busy at its time limit queues the next drain job of its shard and
+    ends. Messages that can never be stored (their conversation was deleted meanwhile) are set
     aside by the service; the job then ends FAILED at once, naming them, instead of retrying.
     """
-    outcome = await persist_mailboxes(
-        ctx["mailboxes"], mailboxes, publisher=ctx["publisher"] if ctx["fast_path"] else None
-    )
+    fast_path = ctx["fast_path"]
+    if drain is not None:
+        shard = Shard.parse(drain)
+        outcome = await persistence.drain(ctx["mailboxes"], shard, fast_path=fast_path)
+        if not outcome.drained:
+            await ctx["worker"].queue.enqueue(drain_job(shard))
+    else:
+        outcome = await persistence.persist_mailboxes(ctx["mailboxes"], mailboxes or [], fast_path=fast_path)
     if outcome.dropped:
         job = ctx.get("job")
         if job is not None:

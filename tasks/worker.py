@@ -27,7 +27,7 @@ from saq.types import Context, SettingsDict
 from server.chat.mailbox import Mailboxes
 from server.chat.sending import enqueue_stale_mailboxes
 from server.database import connection_pool, engine
-from server.outbox.relay import OutboxRelay
+from server.outbox.relay import FastPublisher, OutboxRelay
 from server.redis_client import Keys, make_redis
 from server.settings import Settings, SettingsError, configure_logging, get_settings
 from tasks.jobs import clear_project_keys, persist_messages
@@ -43,6 +43,8 @@ class PipelineOptions:
 
     fast_path: bool = True
     """Publish a job's events right after its commit (the relay still guarantees delivery)."""
+    claim_seconds: float = 2.0
+    """With the fast path: how long the relay's sweep leaves a new event to the job that wrote it."""
     relay_listen: bool = True
     """Wake the relay with LISTEN/NOTIFY; without it the relay only polls."""
     relay_sweep_interval: float = 1.0
@@ -59,7 +61,8 @@ class WorkerContext(Context, total=False):
     publisher: Redis
     """The dedicated PUBLISHER connection (pub/sub role), shared by the relay and the fast path."""
     mailboxes: Mailboxes
-    fast_path: bool
+    fast_path: FastPublisher | None
+    """Publishes a job's events right after its commit; None: the relay publishes them."""
     relay: OutboxRelay
 
 
@@ -100,17 +103,18 @@ def make_startup(options: PipelineOptions) -> Any:
         ctx["publisher"] = make_redis(settings.redis, max_connections=4)
         resources.push_async_callback(ctx["publisher"].aclose)
         ctx["mailboxes"] = Mailboxes(ctx["redis"])
-        ctx["fast_path"] = options.fast_path
         relay = OutboxRelay(
             ctx["publisher"],
             listen=options.relay_listen,
             sweep_interval=options.relay_sweep_interval,
-            # With the fast path the relay is the safety net: one pass per 100 ms of commits is plenty.
-            notify_delay=0.1 if options.fast_path else 0.0,
+            claim_seconds=options.claim_seconds if options.fast_path else 0.0,
         )
         relay.start()
         resources.push_async_callback(relay.stop)  # runs before the pools close (LIFO)
         ctx["relay"] = relay
+        ctx["fast_path"] = FastPublisher(ctx["publisher"]) if options.fast_path else None
+        if ctx["fast_path"] is not None:
+            resources.push_async_callback(ctx["fast_path"].aclose)  # its last marks, before the pools close
         await _defer_first_saq_sweep(ctx)
         sweeper = asyncio.create_task(_sweep_mailboxes(ctx, options), name="mailbox-sweep")
         resources.push_async_callback(_cancel, sweeper)

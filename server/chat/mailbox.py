@@ -14,8 +14,21 @@ Streams:
   ingestion needs no PostgreSQL read and keeps accepting while PostgreSQL is down);
 - ``c:<conversation_id>``: agent replies, notes and system messages of one conversation.
 
+Drains. Streams are spread over :data:`DRAIN_SHARDS` shards per project (a hash of the stream).
+A shard's drain job stores everything waiting in the shard's mailboxes, round after round, for as
+long as messages keep coming; messages accepted meanwhile start no job of their own. The shard's
+token counts appends: the append that finds no token creates it and queues the drain job; the
+drain reads the token before each round and deletes it only if no append came since (one atomic
+compare-and-delete), so a message is always either read by a running drain or starts a new one.
+Under load, rounds grow with the rate on their own (everything that arrived during the last
+round), with no timer; when idle, a message starts a drain at once.
+
 Keys (all under ``parley:``):
 - ``parley:p:<project>:mailbox:<stream>``: list of msgspec-encoded :class:`PendingMessage`;
+- ``parley:p:<project>:drain:<shard>:mailboxes``: sorted set of the shard's non-empty mailboxes;
+- ``parley:p:<project>:drain:<shard>:token``: the shard's append counter while a drain is due
+  (expires after :data:`DRAIN_TOKEN_TTL_MS` unless a drain refreshes it: a killed worker's
+  shard gets a new drain job with the next message);
 - ``parley:mailboxes``: sorted set of non-empty mailboxes, scored by when they were last
   touched by the worker; a worker loop re-drains those left untouched too long (a job lost
   between accept and enqueue, a worker killed mid-job);
@@ -26,6 +39,7 @@ Keys (all under ``parley:``):
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,12 +56,64 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(PendingMessage)
 
 
-def mailbox_key(message: PendingMessage) -> str:
+DRAIN_SHARDS = 1
+"""Drains that may run at once per project (each is one transaction at a time). Measured on 2 cores
+(bench/e2e.py, one project at 1,000 messages/s): 1 shard p99 ~12 ms, 2 shards ~15-25 ms, 4 shards
+~26 ms: fewer, larger rounds cost less CPU than parallel ones save in waiting. More shards let one
+busy project use several worker processes on a bigger machine. Change it only with every API node
+and worker stopped (a mailbox's shard must not move while it holds messages)."""
+DRAIN_TOKEN_TTL_MS = 5_000
+"""A drain refreshes its token every round; a token nobody refreshes (worker killed) expires."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One drain shard: a project's streams whose hash falls on ``index``."""
+
+    project_id: int
+    index: int
+
+    @property
+    def mailboxes(self) -> str:
+        return Keys.drain_mailboxes(self.project_id, self.index)
+
+    @property
+    def token(self) -> str:
+        return Keys.drain_token(self.project_id, self.index)
+
+    @property
+    def name(self) -> str:
+        """``<project>:<index>``, how a drain job names its shard."""
+        return f"{self.project_id}:{self.index}"
+
+    @classmethod
+    def parse(cls, name: str) -> Shard:
+        project_id, index = name.split(":")
+        return cls(int(project_id), int(index))
+
+
+def _stream(message: PendingMessage) -> str:
     if message.kind is MessageKind.VISITOR:
-        stream = f"v:{message.visitor_uid}"
-    else:
-        stream = f"c:{message.conversation_id}"
-    return Keys.mailbox(message.project_id, stream)
+        return f"v:{message.visitor_uid}"
+    return f"c:{message.conversation_id}"
+
+
+def _shard(project_id: int, stream: str) -> Shard:
+    return Shard(project_id, zlib.crc32(stream.encode()) % DRAIN_SHARDS)
+
+
+def mailbox_key(message: PendingMessage) -> str:
+    return Keys.mailbox(message.project_id, _stream(message))
+
+
+def shard_of(message: PendingMessage) -> Shard:
+    return _shard(message.project_id, _stream(message))
+
+
+def shard_of_key(mailbox: str) -> Shard:
+    """The shard of a mailbox key (``parley:p:<project>:mailbox:<stream>``, see :class:`Keys`)."""
+    _, _, project_id, _, stream = mailbox.split(":", 4)
+    return _shard(int(project_id), stream)
 
 
 def sender_subject(message: PendingMessage) -> str:
@@ -83,16 +149,20 @@ class RateLimits:
     per_project: Limit = Limit(20_000, 10.0)
 
 
-# Append a micro-batch: per message, check both limits and either RPUSH it or return the time
-# (ms) until its window ends. Limits are checked before counting, so refused messages do not
-# consume quota. KEYS: dirty set, then (mailbox, sender counter, project counter) per message.
-# ARGV: now, project limit, project window ms, then (payload, sender limit, sender window ms).
+# Append a batch: per message, check both limits and either RPUSH it or return the time (ms)
+# until its window ends. Limits are checked before counting, so refused messages do not consume
+# quota. An appended message counts on its shard's drain token; a token it creates is returned:
+# the caller queues that shard's drain job. KEYS: dirty set, then (mailbox, sender counter,
+# project counter, drain mailboxes, drain token) per message. ARGV: now, project limit, project
+# window ms, token ttl ms, then (payload, sender limit, sender window ms) per message.
+# Returns {waits, created tokens}.
 _ACCEPT = """
-local out = {}
-local plimit, pwindow = tonumber(ARGV[2]), ARGV[3]
-for i = 1, (#KEYS - 1) / 3 do
-  local mailbox, skey, pkey = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  local payload, slimit, swindow = ARGV[3 * i + 1], tonumber(ARGV[3 * i + 2]), ARGV[3 * i + 3]
+local waits, woken = {}, {}
+local plimit, pwindow, ttl = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+for i = 1, (#KEYS - 1) / 5 do
+  local k, a = 5 * i - 4, 3 * i + 2
+  local mailbox, skey, pkey, drain, token = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  local payload, slimit, swindow = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   local wait = 0
   if slimit > 0 and tonumber(redis.call('GET', skey) or '0') >= slimit then
     wait = math.max(redis.call('PTTL', skey), 1)
@@ -104,29 +174,64 @@ for i = 1, (#KEYS - 1) / 3 do
     if plimit > 0 and redis.call('INCR', pkey) == 1 then redis.call('PEXPIRE', pkey, pwindow) end
     redis.call('RPUSH', mailbox, payload)
     redis.call('ZADD', KEYS[1], 'NX', ARGV[1], mailbox)
+    redis.call('ZADD', drain, 'NX', ARGV[1], mailbox)
+    if redis.call('INCR', token) == 1 then
+      redis.call('PEXPIRE', token, ttl)
+      woken[#woken + 1] = token
+    end
   end
-  out[i] = wait
+  waits[i] = wait
 end
-return out
+return {waits, woken}
 """
 
 # Pop, from the head, the items a worker has just persisted. Items another worker popped already
-# are skipped; new items appended meanwhile stay. KEYS: dirty set, mailbox. ARGV: now, items.
+# are skipped; new items appended meanwhile stay. KEYS: dirty set, drain mailboxes, mailbox.
+# ARGV: now, items.
 _POP = """
 local popped = 0
 for i = 2, #ARGV do
-  if redis.call('LINDEX', KEYS[2], 0) == ARGV[i] then
-    redis.call('LPOP', KEYS[2])
+  if redis.call('LINDEX', KEYS[3], 0) == ARGV[i] then
+    redis.call('LPOP', KEYS[3])
     popped = popped + 1
   end
 end
-if redis.call('LLEN', KEYS[2]) == 0 then
-  redis.call('ZREM', KEYS[1], KEYS[2])
+if redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('ZREM', KEYS[1], KEYS[3])
+  redis.call('ZREM', KEYS[2], KEYS[3])
 else
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[1], KEYS[2])
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[1], KEYS[3])
 end
 return popped
 """
+
+# End a drain if nothing was appended to its shard since it read the token (ARGV[1]).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    waits: list[int]
+    """Per message: 0 (appended) or ms until it may be retried (rate limited)."""
+    woken: list[Shard]
+    """Shards whose drain this append made due: the caller queues one drain job for each."""
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What a drain round read: the token it saw and the head of each of the shard's mailboxes."""
+
+    generation: bytes | None
+    """The shard's token as read before the mailboxes; None when no drain was due."""
+    items: dict[str, list[bytes]]
+    complete: bool
+    """Everything waiting was read (no mailbox or item left out by the limits)."""
 
 
 class Mailboxes:
@@ -136,27 +241,37 @@ class Mailboxes:
         self.redis = redis
         self._accept = redis.register_script(_ACCEPT)
         self._pop = redis.register_script(_POP)
+        self._release = redis.register_script(_RELEASE)
 
-    async def append(self, messages: Sequence[PendingMessage], limits: RateLimits) -> list[int]:
-        """Append messages in order; returns per message 0 (appended) or ms until it may be retried."""
+    async def append(self, messages: Sequence[PendingMessage], limits: RateLimits) -> Appended:
+        """Append messages in order, count them on their shards' drain tokens."""
         keys: list[str] = [DIRTY_MAILBOXES]
         args: list[str | bytes | float | int] = [
             time.time(),
             limits.per_project.count,
             int(limits.per_project.window_seconds * 1000),
+            DRAIN_TOKEN_TTL_MS,
         ]
+        shards: dict[str, Shard] = {}
         for message in messages:
             sender = limits.per_visitor if message.kind is MessageKind.VISITOR else limits.per_agent
             if message.kind is MessageKind.SYSTEM:
                 sender = Limit(0, 1.0)
+            shard = shard_of(message)
+            shards[shard.token] = shard
             keys += [
                 mailbox_key(message),
                 Keys.rate_limit("sender", sender_subject(message)),
                 Keys.rate_limit("project", str(message.project_id)),
+                shard.mailboxes,
+                shard.token,
             ]
             args += [encode(message), sender.count, int(sender.window_seconds * 1000)]
-        result = await self._accept(keys=keys, args=args)
-        return [int(wait) for wait in result]
+        waits, woken = await self._accept(keys=keys, args=args)
+        return Appended(
+            waits=[int(wait) for wait in waits],
+            woken=[shards[token.decode() if isinstance(token, bytes) else token] for token in woken],
+        )
 
     async def read(self, keys: Sequence[str], limit: int) -> dict[str, list[bytes]]:
         """The first ``limit`` raw items of each mailbox (empty ones left out)."""
@@ -166,16 +281,37 @@ class Mailboxes:
             found = await pipe.execute()
         return {key: items for key, items in zip(keys, found, strict=True) if items}
 
-    async def pop(self, taken: dict[str, list[bytes]]) -> int:
-        """Remove the given head items (after their commit); returns how many were removed."""
-        if not taken:
-            return 0
+    async def take(self, shard: Shard, limit: int, max_mailboxes: int = 500) -> Taken:
+        """A drain round's read: the token first (refreshing its expiry), then the shard's mailboxes."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(shard.token)
+            pipe.pexpire(shard.token, DRAIN_TOKEN_TTL_MS)
+            pipe.zrange(shard.mailboxes, 0, max_mailboxes - 1)
+            generation, _, members = await pipe.execute()
+        keys = [key.decode() for key in members]
+        items = await self.read(keys, limit) if keys else {}
+        complete = len(keys) < max_mailboxes and all(len(found) < limit for found in items.values())
+        return Taken(generation=generation, items=items, complete=complete)
+
+    async def pop(self, taken: dict[str, list[bytes]], *, release: tuple[Shard, bytes] | None = None) -> bool:
+        """Remove the given head items (after their commit); then, given ``release``, end the drain.
+
+        ``release`` is ``(shard, generation)``: the drain ends (its token is deleted) only if no
+        message was appended to the shard since the token read ``generation``. Returns whether it
+        ended; always False without ``release``.
+        """
+        if not taken and release is None:
+            return False
         now = time.time()
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, items in taken.items():
-                await self._pop(keys=[DIRTY_MAILBOXES, key], args=[now, *items], client=pipe)
-            popped = await pipe.execute()
-        return sum(int(count) for count in popped)
+                drain = shard_of_key(key).mailboxes
+                await self._pop(keys=[DIRTY_MAILBOXES, drain, key], args=[now, *items], client=pipe)
+            if release is not None:
+                shard, generation = release
+                await self._release(keys=[shard.token], args=[generation], client=pipe)
+            results = await pipe.execute()
+        return release is not None and int(results[-1]) == 1
 
     async def stale(self, older_than: float, limit: int = 500) -> list[str]:
         """Non-empty mailboxes no worker has touched for ``older_than`` seconds."""

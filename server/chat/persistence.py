@@ -1,7 +1,9 @@
-"""The worker's side of the send path: store queued messages, one PostgreSQL transaction per batch.
+"""The worker's side of the send path: store queued messages, one PostgreSQL transaction per round.
 
-:func:`persist_mailboxes` takes the messages waiting in the named mailboxes (see
-:mod:`server.chat.mailbox`) and, in one transaction:
+:func:`drain` serves a drain job (see :mod:`server.chat.mailbox`): round after round it takes
+everything waiting in one shard's mailboxes, stores it, and ends when a round finds that nothing
+was appended meanwhile. :func:`persist_mailboxes` stores what waits in named mailboxes (the
+mailbox sweep's jobs). A round is one transaction:
 
 1. drops messages whose project is gone, makes sure each visiting sender has a ``visitor`` row
    and locks those rows (``FOR UPDATE``): one visitor's messages are stored by one transaction at
@@ -16,13 +18,15 @@
 5. bumps ``last_seq`` / ``last_message_at`` and records the outbox events
    (``conversation.created``, ``conversation.status_changed``, ``message.created``), then commits.
 
-After the commit it pops the stored items from their mailboxes and publishes the new events at
-once (the fast path); the relay publishes whatever that misses. Every step tolerates a crash at
-any point: a re-run stores nothing twice and skips no seq.
+After the commit it publishes the new events at once from memory (the fast path,
+:class:`~server.outbox.relay.FastPublisher`) while it pops the stored items from their
+mailboxes; the relay publishes whatever that misses. Every step tolerates a crash at any point:
+a re-run stores nothing twice and skips no seq.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import time
@@ -33,21 +37,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
-from server.chat.mailbox import Mailboxes, decode
+from server.chat.mailbox import Mailboxes, Shard, decode
 from server.chat.schemas import MessageKind, MessageView, PendingMessage
 from server.chat.tables import Conversation, Message
 from server.database import engine
+from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
-from server.outbox.record import NewEvent, record_events
-from server.outbox.relay import publish_pending
+from server.outbox.record import NewEvent, envelope_of_new, record_events
+from server.outbox.relay import FastPublisher
 
 log = logging.getLogger(__name__)
 
 MAX_PER_MAILBOX = 500
 """Messages taken from one mailbox per transaction; a longer backlog takes several rounds."""
 MAX_ROUNDS = 20
+DRAIN_JOB_SECONDS = 5.0
+"""A drain still busy after this hands over to a new job (SAQ's timeout, fairness between jobs)."""
 
 _REOPENED_FROM = {Conversation.Status.RESOLVED.value, Conversation.Status.SNOOZED.value}
 
@@ -68,6 +74,9 @@ class PersistOutcome:
     conversations_created: int = 0
     conversations_reopened: int = 0
     published: int = 0
+    rounds: int = 0
+    drained: bool = True
+    """False when a drain stopped at its time limit with messages still coming: queue another."""
     dropped: list[str] = field(default_factory=list)
     """One line per reason messages were dropped."""
 
@@ -79,6 +88,7 @@ class PersistOutcome:
             "conversations_created": self.conversations_created,
             "conversations_reopened": self.conversations_reopened,
             "published": self.published,
+            "rounds": self.rounds,
             "dropped": len(self.dropped),
         }
 
@@ -105,18 +115,49 @@ class _Round:
     """What one transaction decided, kept for after the commit."""
 
     items: dict[str, list[_Item]]
+    notify: bool
+    """Record events with NOTIFY (for the relay) rather than publishing them ourselves."""
     dead: dict[str, list[bytes]] = field(default_factory=dict)
-    event_ids: list[int] = field(default_factory=list)
+    envelopes: list[Envelope] = field(default_factory=list)
+
+
+async def drain(
+    mailboxes: Mailboxes,
+    shard: Shard,
+    *,
+    fast_path: FastPublisher | None = None,
+    max_seconds: float = DRAIN_JOB_SECONDS,
+) -> PersistOutcome:
+    """Store everything waiting in ``shard``'s mailboxes, until a round finds nothing new came.
+
+    Each round reads the shard's token, then its mailboxes; after storing them it deletes the
+    token only if no message was appended meanwhile, else it goes round again, with everything
+    that arrived during the last round. ``outcome.drained`` is False when it stopped at
+    ``max_seconds`` instead (the token stays: the caller queues the next drain job).
+    ``fast_path`` publishes each round's events right after its commit. Raises what PostgreSQL or
+    Redis raise (transient: the job retries).
+    """
+    outcome = PersistOutcome()
+    deadline = time.monotonic() + max_seconds
+    while True:
+        taken = await mailboxes.take(shard, MAX_PER_MAILBOX)
+        release = (shard, taken.generation) if taken.complete and taken.generation is not None else None
+        ended = await _round(mailboxes, taken.items, outcome, fast_path, release)
+        if ended or taken.generation is None:
+            return outcome
+        if time.monotonic() > deadline:
+            outcome.drained = False
+            return outcome
 
 
 async def persist_mailboxes(
-    mailboxes: Mailboxes, keys: Sequence[str], *, publisher: Redis | None = None
+    mailboxes: Mailboxes, keys: Sequence[str], *, fast_path: FastPublisher | None = None
 ) -> PersistOutcome:
     """Store everything waiting in ``keys``' mailboxes. Idempotent; safe to run concurrently.
 
-    ``publisher`` enables the after-commit fast path. Raises whatever PostgreSQL or Redis raise
-    (transient: the job retries); messages that can never be stored are reported in
-    ``outcome.dropped`` after the rest is committed.
+    ``fast_path`` publishes each round's events right after its commit. Raises whatever
+    PostgreSQL or Redis raise (transient: the job retries); messages that can never be stored
+    are reported in ``outcome.dropped`` after the rest is committed.
     """
     outcome = PersistOutcome()
     pending = list(dict.fromkeys(keys))
@@ -124,19 +165,35 @@ async def persist_mailboxes(
         taken = await mailboxes.read(pending, MAX_PER_MAILBOX)
         if not taken:
             break
-        current = _Round(items=_decode(taken, outcome))
-        async with engine().transaction():
-            await _store(current, outcome)
-        for reason, items in current.dead.items():
-            await mailboxes.bury(items, reason)
-        await mailboxes.pop(taken)
-        outcome.taken += sum(len(items) for items in taken.values())
-        if publisher is not None and current.event_ids:
-            outcome.published += await publish_pending(publisher, ids=current.event_ids)
+        await _round(mailboxes, taken, outcome, fast_path, None)
         pending = [key for key, items in taken.items() if len(items) >= MAX_PER_MAILBOX]
         if not pending:
             break
     return outcome
+
+
+async def _round(
+    mailboxes: Mailboxes,
+    taken: dict[str, list[bytes]],
+    outcome: PersistOutcome,
+    fast_path: FastPublisher | None,
+    release: tuple[Shard, bytes] | None,
+) -> bool:
+    """One transaction for ``taken``, then publish and pop (and ``release``); returns whether released."""
+    current = _Round(items=_decode(taken, outcome), notify=fast_path is None)
+    if taken:
+        outcome.rounds += 1
+        async with engine().transaction():
+            await _store(current, outcome)
+        for reason, items in current.dead.items():
+            await mailboxes.bury(items, reason)
+        outcome.taken += sum(len(items) for items in taken.values())
+    popping = mailboxes.pop(taken, release=release)
+    if fast_path is None or not current.envelopes:
+        return await popping
+    published, released = await asyncio.gather(fast_path.publish(current.envelopes), popping)
+    outcome.published += published
+    return released
 
 
 def _decode(taken: dict[str, list[bytes]], outcome: PersistOutcome) -> dict[str, list[_Item]]:
@@ -230,7 +287,11 @@ async def _store(current: _Round, outcome: PersistOutcome) -> None:
             )
         )
     outcome.stored += len(stored)
-    current.event_ids = await record_events(events)
+    ids = await record_events(events, notify=current.notify)
+    if not current.notify:
+        current.envelopes = [
+            envelope_of_new(event, event_id) for event, event_id in zip(events, ids, strict=True)
+        ]
 
 
 def _interleave(items: list[_Item]) -> list[_Item]:

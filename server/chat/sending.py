@@ -12,13 +12,15 @@ Two steps, as in Zulip's ``check_message`` / ``do_send_messages``:
    identified by ``(project_id, visitor_uid)`` by their transport) and, for agent and system
    messages, checks the conversation exists in the project (a read; the API node never writes
    messages). It raises :class:`~server.errors.Invalid`, ``Forbidden`` or ``NotFound``.
-2. :meth:`MessageSender.send` then queues the message. Messages accepted within
-   ``batch_window`` seconds travel together: one Redis script appends them to their mailboxes
-   in arrival order, checking the per-sender and per-project rate limits on the way
-   (:class:`~server.errors.RateLimited` with ``retry_after``), and one SAQ job
-   (``persist_messages`` on ``live-chat-events-queue``) tells a worker to store them.
+2. :meth:`MessageSender.send` then queues the message. One Redis script appends a batch of
+   messages to their mailboxes in arrival order, checking the per-sender and per-project rate
+   limits on the way (:class:`~server.errors.RateLimited` with ``retry_after``). A batch is
+   whatever was sent while the previous append was in flight: nothing waits for a timer. When
+   the append finds no drain due for a message's shard (see :mod:`server.chat.mailbox`), one
+   SAQ job (``persist_messages`` on ``live-chat-events-queue``) is queued to drain it; while a
+   drain is due or running, messages queue no job at all.
 
-The ack (``client_msg_id``, ``accepted``) is returned only after both Redis calls succeeded. If
+The ack (``client_msg_id``, ``accepted``) is returned only after the append (and that job) succeeded. If
 Redis is unreachable the caller gets :class:`~server.errors.Unavailable` (503) and may retry with
 the same ``client_msg_id``: the worker stores a message at most once per id. Nothing here writes to
 PostgreSQL, so messages keep being accepted while PostgreSQL is down.
@@ -31,6 +33,7 @@ import logging
 import math
 import time
 import uuid
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -39,7 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq import Job
 from saq.queue import Queue
 
-from server.chat.mailbox import Mailboxes, RateLimits, mailbox_key
+from server.chat.mailbox import Appended, Mailboxes, RateLimits, Shard, mailbox_key
 from server.chat.schemas import MAX_BODY_LENGTH, MessageKind, PendingMessage, SendAck, SendMessage
 from server.chat.tables import Conversation
 from server.errors import Forbidden, Invalid, NotFound, RateLimited, Unavailable
@@ -62,14 +65,19 @@ _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, Timeout
 
 
 def persist_job(mailboxes: list[str], *, key: str | None = None) -> Job:
-    """The SAQ job for a micro-batch. Transient failures retry with backoff (up to 10 s apart)."""
+    """A job storing what waits in the named mailboxes (the mailbox sweep's, and the naive pipeline's)."""
+    return _job({"mailboxes": mailboxes}, key)
+
+
+def drain_job(shard: Shard) -> Job:
+    """A job draining one shard's mailboxes for as long as messages keep coming (see ``mailbox``)."""
+    return _job({"drain": shard.name}, None)
+
+
+def _job(kwargs: dict[str, Any], key: str | None) -> Job:
+    # Transient failures retry with backoff (0.2 s doubling, up to 10 s apart).
     job = Job(
-        function=PERSIST_JOB,
-        kwargs={"mailboxes": mailboxes},
-        timeout=30,
-        retries=40,
-        retry_delay=0.2,
-        retry_backoff=10.0,
+        function=PERSIST_JOB, kwargs=kwargs, timeout=30, retries=40, retry_delay=0.2, retry_backoff=10.0
     )
     if key is not None:
         job.key = key
@@ -147,18 +155,18 @@ async def check_message(command: SendMessage, *, actor: Actor | None = None) -> 
     )
 
 
-BATCH_WINDOW_SECONDS = 0.010
-"""Measured on 2 cores (bench/pipeline.py): 10 ms beats 2 ms and 5 ms at every rate. Fewer,
-larger jobs keep the worker ahead of the queue, so the wait is repaid many times over: at
-1,000 msgs/s p99 fell from ~380 ms (2 ms window, queue growing) to ~42 ms (queue empty)."""
-
-
 class MessageSender:
-    """Queues checked messages in micro-batches. One per process; safe for concurrent callers.
+    """Queues checked messages in batches. One per process; safe for concurrent callers.
 
-    ``batch_window`` is how long the first message of a batch waits for company (0 still batches
-    the messages sent in one event-loop turn); ``max_batch`` flushes early. ``max_batch=1`` gives
-    one job per message (the naive pipeline the benchmark compares with).
+    Batching adapts to the load with no timer: a message sent while no append is on its way to
+    Redis leaves at once (with whatever else was sent in the same event-loop turn); messages sent
+    while an append is in flight wait for it and then leave together. Appends go out one at a
+    time, so one sender's messages reach its mailbox in order; the acks (and any drain job to
+    queue) of one batch are handled while the next batch is being appended.
+
+    ``coalesce_jobs=False`` queues a job naming the batch's mailboxes for every batch instead of
+    one drain job per idle shard; with ``max_batch=1`` that is one job per message, the naive
+    pipeline the benchmark compares with.
     """
 
     def __init__(
@@ -167,19 +175,17 @@ class MessageSender:
         redis: Redis,
         *,
         limits: RateLimits | None = None,
-        batch_window: float = BATCH_WINDOW_SECONDS,
         max_batch: int = 200,
+        coalesce_jobs: bool = True,
     ) -> None:
         self.queue = queue
         self.mailboxes = Mailboxes(redis)
         self.limits = limits or RateLimits()
-        self.batch_window = batch_window
         self.max_batch = max_batch
+        self.coalesce_jobs = coalesce_jobs
         self._pending: list[tuple[PendingMessage, asyncio.Future[int]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushes: set[asyncio.Task[None]] = set()
-        # Appends leave in batch order, so one sender's batches reach its mailbox in order.
-        self._append_lock = asyncio.Lock()
+        self._appender: asyncio.Task[None] | None = None
+        self._acks: set[asyncio.Task[None]] = set()
 
     async def send(self, command: SendMessage, *, actor: Actor | None = None) -> SendAck:
         """Check, rate-limit and queue one message; the ack means it is safely queued."""
@@ -190,57 +196,73 @@ class MessageSender:
         return SendAck(client_msg_id=message.client_msg_id)
 
     async def aclose(self) -> None:
-        """Flush what is waiting (callers get their answers) before the process stops."""
-        self._flush_now()
-        if self._flushes:
-            await asyncio.gather(*self._flushes, return_exceptions=True)
+        """Send what is waiting (callers get their answers) before the process stops."""
+        while self._appender is not None or self._acks:
+            await asyncio.gather(*[t for t in (self._appender, *self._acks) if t], return_exceptions=True)
 
     def _submit(self, message: PendingMessage) -> asyncio.Future[int]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         self._pending.append((message, future))
-        if len(self._pending) >= self.max_batch:
-            self._flush_now()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.batch_window, self._flush_now)
+        if self._appender is None:
+            self._appender = loop.create_task(self._append_all())
         return future
 
-    def _flush_now(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.create_task(self._flush(batch))
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self, batch: list[tuple[PendingMessage, asyncio.Future[int]]]) -> None:
-        messages = [message for message, _ in batch]
+    async def _append_all(self) -> None:
         try:
-            async with self._append_lock:
-                waits = await self.mailboxes.append(messages, self.limits)
-            accepted = list(
-                dict.fromkeys(mailbox_key(m) for m, w in zip(messages, waits, strict=True) if not w)
-            )
-            if accepted:
-                await self.queue.enqueue(persist_job(accepted))
+            while self._pending:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                appended = await self._append(batch)
+                if appended is not None:
+                    task = asyncio.create_task(self._acknowledge(batch, appended))
+                    self._acks.add(task)
+                    task.add_done_callback(self._acks.discard)
+        finally:
+            self._appender = None
+
+    async def _append(self, batch: list[tuple[PendingMessage, asyncio.Future[int]]]) -> Appended | None:
+        try:
+            return await self.mailboxes.append([message for message, _ in batch], self.limits)
         except _REDIS_DOWN as error:
             log.warning("cannot queue %d messages, Redis unreachable: %s", len(batch), error)
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(
-                        Unavailable("Redis is unreachable; retry with the same client_msg_id.")
+            _fail(batch, Unavailable("Redis is unreachable; retry with the same client_msg_id."))
+        except Exception as error:
+            _fail(batch, error)
+        return None
+
+    async def _acknowledge(
+        self, batch: list[tuple[PendingMessage, asyncio.Future[int]]], appended: Appended
+    ) -> None:
+        try:
+            if self.coalesce_jobs:
+                for shard in appended.woken:
+                    await self.queue.enqueue(drain_job(shard))
+            else:
+                accepted = list(
+                    dict.fromkeys(
+                        mailbox_key(message)
+                        for (message, _), wait in zip(batch, appended.waits, strict=True)
+                        if not wait
                     )
+                )
+                if accepted:
+                    await self.queue.enqueue(persist_job(accepted))
+        except _REDIS_DOWN as error:
+            log.warning("cannot queue a job for %d messages, Redis unreachable: %s", len(batch), error)
+            _fail(batch, Unavailable("Redis is unreachable; retry with the same client_msg_id."))
             return
-        except BaseException as error:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-            raise
-        for (_, future), wait in zip(batch, waits, strict=True):
+        except Exception as error:
+            _fail(batch, error)
+            return
+        for (_, future), wait in zip(batch, appended.waits, strict=True):
             if not future.done():
                 future.set_result(wait)
+
+
+def _fail(batch: list[tuple[PendingMessage, asyncio.Future[int]]], error: Exception) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
 
 
 async def enqueue_stale_mailboxes(queue: Queue, mailboxes: Mailboxes, *, older_than: float = 5.0) -> int:

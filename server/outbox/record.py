@@ -3,8 +3,13 @@
 An event is a row of ``outbox_event`` written in the same transaction as the change it
 describes, so the two commit or roll back together. The ``payload`` column holds the envelope's
 body (``conversation_id``, ``seq``, ``at``, ``data``); ``id``, ``type`` and ``project`` are
-columns. After the insert a ``NOTIFY parley_outbox`` is queued: PostgreSQL delivers it at commit
-(and collapses identical notifications of one transaction into one), which wakes the relay.
+columns. After the insert a ``NOTIFY parley_outbox`` carrying the new ids is queued: PostgreSQL
+delivers it at commit, and the relay publishes those rows at once.
+
+A writer that publishes its own events right after its commit (the worker storing messages, see
+:class:`server.outbox.relay.FastPublisher`) records them with ``notify=False``: the relay then
+leaves them to that writer for a grace period, and publishes them only if the writer did not
+(it crashed between commit and publish).
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ from typing import Any
 import msgspec
 
 from server.database import engine
+from server.outbox.envelope import Envelope
 
 NOTIFY_CHANNEL = "parley_outbox"
-"""The LISTEN/NOTIFY channel the relay listens on; the payload is empty."""
+"""The LISTEN/NOTIFY channel the relay listens on; the payload is the new event ids, comma-separated
+(empty when there were too many to list: then the relay looks at every unpublished row)."""
+_MAX_NOTIFY_PAYLOAD = 7_900  # PostgreSQL refuses payloads of 8,000 bytes and more
 
 
 class OutsideTransaction(RuntimeError):
@@ -67,10 +75,11 @@ def encode_body(event: NewEvent) -> str:
     return _body_encoder.encode(body).decode()
 
 
-async def record_events(events: Sequence[NewEvent]) -> list[int]:
+async def record_events(events: Sequence[NewEvent], *, notify: bool = True) -> list[int]:
     """Insert several events in one statement (in the given order); returns their ids in that order.
 
-    Refuses to run outside a transaction (:class:`OutsideTransaction`).
+    Refuses to run outside a transaction (:class:`OutsideTransaction`). ``notify=False`` is for a
+    writer that publishes the events itself after its commit (see the module docstring).
     """
     connection = current_connection()
     if not events:
@@ -81,9 +90,27 @@ async def record_events(events: Sequence[NewEvent]) -> list[int]:
         [event.type for event in events],
         [encode_body(event) for event in events],
     )
-    await connection.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     # unnest + INSERT ... RETURNING keeps the input order (one scan, serial ids in order).
-    return [row["id"] for row in rows]
+    ids: list[int] = [row["id"] for row in rows]
+    if notify:
+        payload = ",".join(map(str, ids))
+        await connection.execute(
+            "SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, payload if len(payload) <= _MAX_NOTIFY_PAYLOAD else ""
+        )
+    return ids
+
+
+def envelope_of_new(event: NewEvent, event_id: int) -> Envelope:
+    """The envelope of an event just recorded as ``event_id``, as the relay would build it from its row."""
+    return Envelope(
+        type=event.type,
+        project_id=event.project_id,
+        at=event.at,
+        data=event.data,
+        id=event_id,
+        conversation_id=event.conversation_id,
+        seq=event.seq,
+    )
 
 
 async def record_event(

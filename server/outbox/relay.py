@@ -1,14 +1,21 @@
-"""The outbox relay: publishes unpublished outbox events on Redis pub/sub, then marks them published.
+"""Publishing outbox events on Redis pub/sub: the relay (safety net) and the writer's fast path.
 
-It runs in the worker node (started by ``tasks/worker.py``). It wakes on ``NOTIFY parley_outbox``
-(sent at the commit of every transaction that recorded events), read on a dedicated asyncpg
-connection, and also sweeps every ``sweep_interval`` seconds in case a notification was missed
-(listener reconnecting, PostgreSQL restarted, a worker killed between commit and publish).
+:class:`FastPublisher` is the fast path: a writer that has just committed events publishes them
+at once from memory (it knows their ids and contents) and marks them published in the background.
+Such a writer records its events without NOTIFY (``record_events(..., notify=False)``).
+
+:class:`OutboxRelay` runs in the worker node (started by ``tasks/worker.py``) and guarantees
+delivery. It publishes the rows named by ``NOTIFY parley_outbox`` (sent at the commit of every
+other transaction that recorded events) at once, read on a dedicated asyncpg connection, and every
+``sweep_interval`` seconds sweeps every unpublished row older than ``claim_seconds``: the rows a
+fast-path writer could not publish (it crashed between commit and publish) and any notification
+missed (listener reconnecting, PostgreSQL restarted). Younger rows are left to their writer, so
+the two do not both publish a row in the usual case.
 
 Each pass locks a batch of rows in id order with ``FOR UPDATE SKIP LOCKED``: several relays (one
-per worker process) and the worker's own after-commit fast path (:func:`publish_pending` with
-``ids``) never publish the same row twice, except when a process dies after publishing and before
-its mark commits. Delivery is therefore at-least-once; consumers drop duplicates by
+per worker process) never publish the same row twice. A row can still be published twice when a
+process dies after publishing and before its mark commits, or when a fast-path mark is slower than
+``claim_seconds``. Delivery is therefore at-least-once; consumers drop duplicates by
 ``(conversation_id, seq)`` or by the envelope ``id``.
 """
 
@@ -33,13 +40,15 @@ _body_decoder = msgspec.json.Decoder(StoredBody)
 
 _LOCK_ALL = """
 SELECT id, project, type, payload::text AS payload FROM outbox_event
-WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+WHERE published_at IS NULL AND created_at <= now() - make_interval(secs => $2)
+ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 _LOCK_SOME = """
 SELECT id, project, type, payload::text AS payload FROM outbox_event
 WHERE published_at IS NULL AND id = ANY($2::bigint[]) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 _MARK = "UPDATE outbox_event SET published_at = now() WHERE id = ANY($1::bigint[])"
+_MARK_FAST = f"{_MARK} AND published_at IS NULL"
 
 
 def envelope_of(row: Any) -> Envelope:
@@ -55,18 +64,21 @@ def envelope_of(row: Any) -> Envelope:
     )
 
 
-async def publish_pending(publisher: Redis, *, ids: Sequence[int] | None = None, limit: int = 500) -> int:
-    """Publish up to ``limit`` unpublished events (only ``ids`` when given) in id order; returns how many.
+async def publish_pending(
+    publisher: Redis, *, ids: Sequence[int] | None = None, limit: int = 500, older_than: float = 0.0
+) -> int:
+    """Publish up to ``limit`` unpublished events in id order; returns how many.
 
-    One short transaction: lock the rows (skipping rows another relay holds), publish them in one
-    pipeline on ``publisher``, mark them published, commit. If publishing fails nothing is marked
-    and the rows stay for the next pass.
+    Only ``ids`` when given, else every unpublished row created at least ``older_than`` seconds
+    ago. One short transaction: lock the rows (skipping rows another relay holds), publish them in
+    one pipeline on ``publisher``, mark them published, commit. If publishing fails nothing is
+    marked and the rows stay for the next pass.
     """
     db = engine()
     async with db.transaction() as transaction:
         connection = transaction.connection
         if ids is None:
-            rows = await connection.fetch(_LOCK_ALL, limit)
+            rows = await connection.fetch(_LOCK_ALL, limit, older_than)
         else:
             if not ids:
                 return 0
@@ -81,13 +93,80 @@ async def publish_pending(publisher: Redis, *, ids: Sequence[int] | None = None,
     return len(rows)
 
 
+class FastPublisher:
+    """Publishes a writer's events right after its commit; marks them published in the background.
+
+    The marks leave the publishing path: one ``UPDATE`` for whatever was published while the
+    previous one ran. A mark that fails (PostgreSQL away) is retried; a row never marked is
+    published once more by the relay after its claim period, which at-least-once allows.
+    """
+
+    MAX_UNMARKED = 100_000
+
+    def __init__(self, publisher: Redis) -> None:
+        self.publisher = publisher
+        self.published = 0
+        self._unmarked: list[int] = []
+        self._marker: asyncio.Task[None] | None = None
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> int:
+        """Publish committed events (ids set) in the given order, in one pipeline; returns how many."""
+        if not envelopes:
+            return 0
+        async with self.publisher.pipeline(transaction=False) as pipe:
+            for envelope in envelopes:
+                pipe.publish(project_channel(envelope.project_id), encode(envelope))
+            await pipe.execute()
+        self.published += len(envelopes)
+        self._unmarked.extend(envelope.id for envelope in envelopes if envelope.id is not None)
+        if self._marker is None:
+            self._marker = asyncio.create_task(self._mark_all(), name="outbox-marks")
+        return len(envelopes)
+
+    async def aclose(self) -> None:
+        """Wait (a little) for the marks in flight; what is left is the relay's to publish again."""
+        if self._marker is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._marker), timeout=5)
+            if self._marker is not None:
+                self._marker.cancel()
+
+    async def _mark_all(self) -> None:
+        failures = 0
+        try:
+            while self._unmarked:
+                ids, self._unmarked = self._unmarked, []
+                try:
+                    await _execute(_MARK_FAST, ids)
+                    failures = 0
+                except Exception as error:  # PostgreSQL away: keep the ids, try again
+                    failures += 1
+                    self._unmarked = (ids + self._unmarked)[-self.MAX_UNMARKED :]
+                    log.warning(
+                        "cannot mark %d events published (%s): %s", len(ids), type(error).__name__, error
+                    )
+                    await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+        finally:
+            self._marker = None
+
+
+async def _execute(sql: str, *args: object) -> None:
+    """One statement in its own implicit transaction (no BEGIN/COMMIT round trips)."""
+    pool = engine().pool
+    if pool is None:
+        async with engine().transaction() as transaction:
+            await transaction.connection.execute(sql, *args)
+        return
+    async with pool.acquire() as connection:
+        await connection.execute(sql, *args)
+
+
 class OutboxRelay:
     """One relay loop. ``start()`` runs it as a background task; ``stop()`` ends it.
 
     ``listen=False`` turns the NOTIFY wake-up off, leaving only the periodic sweep (the naive
-    polling relay the benchmark compares with). ``notify_delay`` coalesces notifications: where
-    the writer publishes right after its own commit (the fast path), the relay is only the safety
-    net, and running a pass per commit would double the work at 1,000 commits/s for nothing.
+    polling relay the benchmark compares with). ``claim_seconds`` is how long the sweep leaves a
+    new row to a fast-path writer (0 when no writer publishes its own events).
     """
 
     def __init__(
@@ -97,14 +176,15 @@ class OutboxRelay:
         sweep_interval: float = 1.0,
         batch_size: int = 500,
         listen: bool = True,
-        notify_delay: float = 0.0,
+        claim_seconds: float = 0.0,
     ) -> None:
         self.publisher = publisher
         self.sweep_interval = sweep_interval
         self.batch_size = batch_size
         self.listen = listen
-        self.notify_delay = notify_delay
-        self._delayed_wake: asyncio.TimerHandle | None = None
+        self.claim_seconds = claim_seconds
+        self._notified: set[int] = set()
+        self._notified_all = False
         self.published = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -146,7 +226,19 @@ class OutboxRelay:
             await self._sleep(self.sweep_interval)
 
     async def _drain(self) -> None:
-        while (count := await publish_pending(self.publisher, limit=self.batch_size)) > 0:
+        notified, self._notified = sorted(self._notified), set()
+        everything, self._notified_all = self._notified_all, False
+        try:
+            for start in range(0, len(notified), self.batch_size):
+                chunk = notified[start : start + self.batch_size]
+                self.published += await publish_pending(self.publisher, ids=chunk, limit=self.batch_size)
+        except Exception:
+            self._notified.update(notified)  # not lost: the next pass tries them again
+            raise
+        older_than = 0.0 if everything else self.claim_seconds
+        while (
+            count := await publish_pending(self.publisher, limit=self.batch_size, older_than=older_than)
+        ) > 0:
             self.published += count
             if count < self.batch_size:
                 break
@@ -168,14 +260,11 @@ class OutboxRelay:
         self._listener = connection
         self._wake.set()  # anything committed while we were not listening
 
-    def _on_notify(self, *_: object) -> None:
-        if self.notify_delay <= 0:
-            self._wake.set()
-        elif self._delayed_wake is None:  # one pass for all the commits of the next notify_delay
-            self._delayed_wake = asyncio.get_running_loop().call_later(self.notify_delay, self._wake_later)
-
-    def _wake_later(self) -> None:
-        self._delayed_wake = None
+    def _on_notify(self, connection: object, pid: object, channel: object, payload: object) -> None:
+        if isinstance(payload, str) and payload:
+            self._notified.update(int(event_id) for event_id in payload.split(","))
+        else:  # a writer with too many ids to list (or an older one): look at every row
+            self._notified_all = True
         self._wake.set()
 
     async def _close_listener(self) -> None:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from server.database import engine
 from server.outbox.envelope import decode, project_channel
 from server.outbox.events import EventType
-from server.outbox.record import NOTIFY_CHANNEL, OutsideTransaction, record_event
+from server.outbox.record import NOTIFY_CHANNEL, NewEvent, OutsideTransaction, record_event, record_events
 from server.outbox.relay import OutboxRelay, publish_pending
 from server.outbox.tables import OutboxEvent
 from tests.factories import make_project
@@ -50,20 +50,24 @@ async def test_a_rolled_back_transaction_leaves_no_event() -> None:
     assert await OutboxEvent.count() == 0
 
 
-async def test_the_notification_arrives_at_commit() -> None:
+async def test_the_notification_arrives_at_commit_and_names_the_events() -> None:
     project = await make_project()
     heard: list[str] = []
     listener = await engine().get_new_connection()
-    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[2]))
+    await listener.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[3]))
     try:
         async with engine().transaction():
-            await record_event(EventType.MESSAGE_CREATED, project_id=project.id, data={})
-            await record_event(EventType.MESSAGE_CREATED, project_id=project.id, data={})
+            first = await record_event(EventType.MESSAGE_CREATED, project_id=project.id, data={})
+            second = await record_event(EventType.MESSAGE_CREATED, project_id=project.id, data={})
+            silent = await record_events(
+                [NewEvent(type=EventType.MESSAGE_CREATED, project_id=project.id, data={})], notify=False
+            )
             await asyncio.sleep(0.2)
             assert heard == []
-        await eventually(lambda: _true(bool(heard)), within=10, what="NOTIFY after commit")
+        await eventually(lambda: _true(len(heard) == 2), within=10, what="NOTIFY after commit")
         await asyncio.sleep(0.2)
-        assert heard == [NOTIFY_CHANNEL]  # one per transaction
+        assert heard == [str(first), str(second)]  # one per record_events call, never for notify=False
+        assert silent[0] > second
     finally:
         await listener.close()
 

@@ -13,8 +13,8 @@ import pytest
 from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
 
-from server.chat.mailbox import Limit, Mailboxes, RateLimits
-from server.chat.persistence import persist_mailboxes
+from server.chat.mailbox import Limit, Mailboxes, RateLimits, shard_of_key
+from server.chat.persistence import drain, persist_mailboxes
 from server.chat.schemas import MAX_BODY_LENGTH, MessageKind, SendMessage
 from server.chat.sending import PERSIST_JOB, MessageSender
 from server.errors import Forbidden, Invalid, NotFound, RateLimited, Unavailable
@@ -97,11 +97,22 @@ async def test_the_ack_comes_after_the_enqueue_and_keeps_the_clients_id(
     assert len((await mailboxes.read([key], 10))[key]) == 2
 
 
-async def test_messages_sent_together_travel_in_one_job(sender: MessageSender, queue: RedisQueue) -> None:
-    await asyncio.gather(*(sender.send(_visitor(1, visitor_uid=f"v{index % 4}")) for index in range(40)))
-    assert await queue.count("queued") == 1
-    (job,) = [job async for job in queue.iter_jobs()]
-    assert job.function == PERSIST_JOB and job.kwargs is not None and len(job.kwargs["mailboxes"]) == 4
+async def test_messages_sent_while_a_drain_is_due_queue_no_more_jobs(
+    sender: MessageSender, queue: RedisQueue, mailboxes: Mailboxes
+) -> None:
+    project = await make_project()
+    await asyncio.gather(*(sender.send(_visitor(project.id, visitor_uid=f"v{i % 4}")) for i in range(40)))
+    shards = {shard_of_key(key) for key in await mailboxes.stale(older_than=-3600)}
+    jobs = [job async for job in queue.iter_jobs()]
+    assert all(job.function == PERSIST_JOB for job in jobs)
+    assert sorted(job.kwargs["drain"] for job in jobs if job.kwargs) == sorted(s.name for s in shards)
+    await asyncio.gather(*(sender.send(_visitor(project.id, visitor_uid=f"v{i % 4}")) for i in range(40)))
+    assert await queue.count("queued") == len(shards)  # their drains are due already
+    for shard in shards:
+        assert (await drain(mailboxes, shard)).drained
+    assert sum(len(rows) for rows in (await messages_by_conversation()).values()) == 80
+    await sender.send(_visitor(project.id, visitor_uid="v0"))
+    assert await queue.count("queued") == len(shards) + 1  # drained: the next message starts one
 
 
 async def test_a_visitor_over_the_limit_gets_429_with_the_time_to_wait(
