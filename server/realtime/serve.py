@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -195,6 +196,7 @@ def serve() -> None:
             process.exit_code = 1
             events.stop()
             return
+        gc.freeze()  # start-up objects live as long as the process: keep full collections short
         print(
             f"parley realtime: listening on {listen.host}:{listen.port} (node {config.node_id})", flush=True
         )
