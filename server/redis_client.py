@@ -134,6 +134,11 @@ class Keys:
         """Counter of appends to one drain shard since its drain job was queued; absent: no drain due."""
         return f"{PREFIX}:p:{project_id}:drain:{shard}:token"
 
+    @staticmethod
+    def drain_wake(project_id: int, shard: int) -> str:
+        """List of at most one item, pushed by appends while a drain is due: wakes a lingering drain."""
+        return f"{PREFIX}:p:{project_id}:drain:{shard}:wake"
+
     # Presence (server/realtime/presence.py).
     ALL_SOCKETS = f"{PREFIX}:presence:sockets"
     """Sorted set of every live socket (subject|node|socket), scored by heartbeat expiry."""

@@ -26,7 +26,9 @@ async def persist_messages(
     fast_path = ctx["fast_path"]
     if drain is not None:
         shard = Shard.parse(drain)
-        outcome = await persistence.drain(ctx["mailboxes"], shard, fast_path=fast_path)
+        outcome = await persistence.drain(
+            ctx["mailboxes"], shard, fast_path=fast_path, pace=ctx["drain_pace"]
+        )
         if not outcome.drained:
             await ctx["worker"].queue.enqueue(drain_job(shard))
     else:

@@ -25,6 +25,7 @@ from saq.queue.redis import RedisQueue
 from saq.types import Context, SettingsDict
 
 from server.chat.mailbox import Mailboxes
+from server.chat.persistence import DrainPace
 from server.chat.sending import enqueue_stale_mailboxes
 from server.database import connection_pool, engine
 from server.outbox.relay import FastPublisher, OutboxRelay
@@ -63,6 +64,8 @@ class WorkerContext(Context, total=False):
     mailboxes: Mailboxes
     fast_path: FastPublisher | None
     """Publishes a job's events right after its commit; None: the relay publishes them."""
+    drain_pace: DrainPace
+    """When each drain shard last had messages in this process (busy shards' drains linger)."""
     relay: OutboxRelay
 
 
@@ -103,6 +106,7 @@ def make_startup(options: PipelineOptions) -> Any:
         ctx["publisher"] = make_redis(settings.redis, max_connections=4)
         resources.push_async_callback(ctx["publisher"].aclose)
         ctx["mailboxes"] = Mailboxes(ctx["redis"])
+        ctx["drain_pace"] = DrainPace()
         relay = OutboxRelay(
             ctx["publisher"],
             listen=options.relay_listen,

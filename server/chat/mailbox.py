@@ -82,6 +82,10 @@ class Shard:
         return Keys.drain_token(self.project_id, self.index)
 
     @property
+    def wake(self) -> str:
+        return Keys.drain_wake(self.project_id, self.index)
+
+    @property
     def name(self) -> str:
         """``<project>:<index>``, how a drain job names its shard."""
         return f"{self.project_id}:{self.index}"
@@ -151,16 +155,16 @@ class RateLimits:
 
 # Append a batch: per message, check both limits and either RPUSH it or return the time (ms)
 # until its window ends. Limits are checked before counting, so refused messages do not consume
-# quota. An appended message counts on its shard's drain token; a token it creates is returned:
-# the caller queues that shard's drain job. KEYS: dirty set, then (mailbox, sender counter,
-# project counter, drain mailboxes, drain token) per message. ARGV: now, project limit, project
-# window ms, token ttl ms, then (payload, sender limit, sender window ms) per message.
-# Returns {waits, created tokens}.
+# quota. An appended message counts on its shard's drain token; a token it creates is returned
+# (the caller queues that shard's drain job); else the message wakes a lingering drain. KEYS:
+# dirty set, then (mailbox, sender counter, project counter, drain mailboxes, drain token, drain
+# wake) per message. ARGV: now, project limit, project window ms, token ttl ms, then (payload,
+# sender limit, sender window ms) per message. Returns {waits, created tokens}.
 _ACCEPT = """
 local waits, woken = {}, {}
 local plimit, pwindow, ttl = tonumber(ARGV[2]), ARGV[3], ARGV[4]
-for i = 1, (#KEYS - 1) / 5 do
-  local k, a = 5 * i - 4, 3 * i + 2
+for i = 1, (#KEYS - 1) / 6 do
+  local k, a = 6 * i - 5, 3 * i + 2
   local mailbox, skey, pkey, drain, token = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
   local payload, slimit, swindow = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
   local wait = 0
@@ -178,6 +182,10 @@ for i = 1, (#KEYS - 1) / 5 do
     if redis.call('INCR', token) == 1 then
       redis.call('PEXPIRE', token, ttl)
       woken[#woken + 1] = token
+    else
+      redis.call('LPUSH', KEYS[k + 6], 1)
+      redis.call('LTRIM', KEYS[k + 6], 0, 0)
+      redis.call('PEXPIRE', KEYS[k + 6], ttl)
     end
   end
   waits[i] = wait
@@ -265,6 +273,7 @@ class Mailboxes:
                 Keys.rate_limit("project", str(message.project_id)),
                 shard.mailboxes,
                 shard.token,
+                shard.wake,
             ]
             args += [encode(message), sender.count, int(sender.window_seconds * 1000)]
         waits, woken = await self._accept(keys=keys, args=args)
@@ -282,16 +291,28 @@ class Mailboxes:
         return {key: items for key, items in zip(keys, found, strict=True) if items}
 
     async def take(self, shard: Shard, limit: int, max_mailboxes: int = 500) -> Taken:
-        """A drain round's read: the token first (refreshing its expiry), then the shard's mailboxes."""
+        """A drain round's read: the token first (refreshing its expiry), then the shard's mailboxes.
+
+        Also clears the shard's wake-up: whatever woke it is read now.
+        """
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(shard.token)
             pipe.pexpire(shard.token, DRAIN_TOKEN_TTL_MS)
+            pipe.delete(shard.wake)
             pipe.zrange(shard.mailboxes, 0, max_mailboxes - 1)
-            generation, _, members = await pipe.execute()
+            generation, _, _, members = await pipe.execute()
         keys = [key.decode() for key in members]
         items = await self.read(keys, limit) if keys else {}
         complete = len(keys) < max_mailboxes and all(len(found) < limit for found in items.values())
         return Taken(generation=generation, items=items, complete=complete)
+
+    async def wait(self, shard: Shard, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a message appended to ``shard`` since its last take."""
+        return await self.redis.blpop([shard.wake], timeout=seconds) is not None
+
+    async def release(self, shard: Shard, generation: bytes) -> bool:
+        """End the drain if nothing was appended since the token read ``generation``."""
+        return int(await self._release(keys=[shard.token], args=[generation])) == 1
 
     async def pop(self, taken: dict[str, list[bytes]], *, release: tuple[Shard, bytes] | None = None) -> bool:
         """Remove the given head items (after their commit); then, given ``release``, end the drain.

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import time
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
+from saq.queue.redis import RedisQueue
 
 from server.chat.mailbox import Mailboxes, Shard, Taken, decode, shard_of_key
-from server.chat.persistence import drain
+from server.chat.persistence import DrainPace, drain
 from server.chat.schemas import MessageKind, SendMessage
 from server.chat.sending import MessageSender
 from server.outbox.envelope import Envelope
@@ -127,3 +130,31 @@ async def test_concurrent_drains_of_one_shard_store_everything_once_in_order(
     (rows,) = (await messages_by_conversation()).values()
     assert [row["body"] for row in rows] == [f"m{index}" for index in range(30)]
     assert [row["seq"] for row in rows] == list(range(1, 31))
+
+
+async def test_a_busy_shards_drain_waits_for_the_next_message_instead_of_ending(
+    sender: MessageSender, mailboxes: Mailboxes, queue: RedisQueue, redis: Redis
+) -> None:
+    project = await make_project()
+    await sender.send(_visitor(project.id, "m0"))
+    shard = await _shard(mailboxes)
+    assert await queue.count("queued") == 1  # m0 made the drain due
+    pace = DrainPace(linger=0.5)
+    pace.busy(shard, time.monotonic())  # the shard had messages a moment ago
+    draining = asyncio.create_task(drain(mailboxes, shard, pace=pace))
+    for index in range(1, 4):
+        await asyncio.sleep(0.05)
+        await sender.send(_visitor(project.id, f"m{index}"))
+        await eventually(
+            functools.partial(_stored, index + 1), within=0.4, what="the lingering drain to store it"
+        )
+    outcome = await draining  # ends half a second after m3
+    assert outcome.drained and outcome.stored == 4 and outcome.rounds == 4
+    assert await queue.count("queued") == 1  # m1..m3 queued no job
+    assert await redis.exists(shard.token) == 0
+    await sender.send(_visitor(project.id, "m4"))
+    assert await queue.count("queued") == 2  # ended: the next message queues a drain again
+
+
+async def _stored(count: int) -> bool:
+    return sum(len(rows) for rows in (await messages_by_conversation()).values()) == count
