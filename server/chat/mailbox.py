@@ -307,7 +307,10 @@ class Mailboxes:
         return Taken(generation=generation, items=items, complete=complete)
 
     async def wait(self, shard: Shard, seconds: float) -> bool:
-        """Wait up to ``seconds`` for a message appended to ``shard`` since its last take."""
+        """Wait up to ``seconds`` for a message appended to ``shard`` since its last take.
+
+        BLPOP with a fractional timeout: Redis 6 or later (SAQ's BLMOVE wants 6.2 anyway).
+        """
         return await self.redis.blpop([shard.wake], timeout=seconds) is not None
 
     async def release(self, shard: Shard, generation: bytes) -> bool:
