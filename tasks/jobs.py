@@ -19,18 +19,28 @@ async def persist_messages(
     """Store queued messages: drain one shard (``drain``, see ``server.chat.mailbox``) or ``mailboxes``.
 
     Transient failures (PostgreSQL or Redis away, a deadlock) raise and SAQ retries the job with
-    backoff. A drain still busy at its time limit queues the next drain job of its shard and
-    ends. Messages that can never be stored (their conversation was deleted meanwhile) are set
-    aside by the service; the job then ends FAILED at once, naming them, instead of retrying.
+    backoff. A drain still busy at its time limit, or after its fair share while other jobs
+    wait for a slot, queues the next drain job of its shard (behind them) and ends. Messages that
+    can never be stored (their conversation was deleted meanwhile) are set aside by the service;
+    the job then ends FAILED at once, naming them, instead of retrying.
     """
     fast_path = ctx["fast_path"]
     if drain is not None:
         shard = Shard.parse(drain)
+        queue = ctx["worker"].queue
+
+        async def others_waiting() -> bool:
+            return await queue.count("queued") > 0
+
         outcome = await persistence.drain(
-            ctx["mailboxes"], shard, fast_path=fast_path, pace=ctx["drain_pace"]
+            ctx["mailboxes"],
+            shard,
+            fast_path=fast_path,
+            pace=ctx["drain_pace"],
+            others_waiting=others_waiting,
         )
         if not outcome.drained:
-            await ctx["worker"].queue.enqueue(drain_job(shard))
+            await queue.enqueue(drain_job(shard))
     else:
         outcome = await persistence.persist_mailboxes(ctx["mailboxes"], mailboxes or [], fast_path=fast_path)
     if outcome.dropped:

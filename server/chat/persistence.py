@@ -32,7 +32,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,9 @@ MAX_PER_MAILBOX = 500
 MAX_ROUNDS = 20
 DRAIN_JOB_SECONDS = 5.0
 """A drain still busy after this hands over to a new job (SAQ's timeout, fairness between jobs)."""
+FAIR_SHARE_SECONDS = 0.25
+"""A drain that has run this long hands over to a new job (at the back of the queue) when other
+jobs wait for a worker slot: busy projects (drains that linger, or never run dry) take turns."""
 LINGER_SECONDS = 0.05
 """How long a busy shard's drain waits for the next message before it ends. At 200 messages/s
 without it every message was a job of its own, and SAQ's bookkeeping (six Redis round trips, JSON)
@@ -150,6 +153,7 @@ async def drain(
     *,
     fast_path: FastPublisher | None = None,
     pace: DrainPace | None = None,
+    others_waiting: Callable[[], Awaitable[bool]] | None = None,
     max_seconds: float = DRAIN_JOB_SECONDS,
 ) -> PersistOutcome:
     """Store everything waiting in ``shard``'s mailboxes, until a round finds nothing new came.
@@ -158,13 +162,17 @@ async def drain(
     token only if no message was appended meanwhile, else it goes round again, with everything
     that arrived during the last round. With ``pace``, a drain whose shard is busy (messages less
     than ``pace.linger`` apart) waits that long for the next message before it tries to end, so
-    steady traffic needs no job per message. ``outcome.drained`` is False when it stopped at
-    ``max_seconds`` instead (the token stays: the caller queues the next drain job).
-    ``fast_path`` publishes each round's events right after its commit. Raises what PostgreSQL or
-    Redis raise (transient: the job retries).
+    steady traffic needs no job per message.
+
+    ``outcome.drained`` is False when it stopped while still busy (the token stays: the caller
+    queues the next drain job): after ``max_seconds``, or after :data:`FAIR_SHARE_SECONDS` if
+    ``others_waiting`` (asked at most that often) says other jobs wait for a worker slot, so busy
+    projects take turns. ``fast_path`` publishes each round's events right after its commit.
+    Raises what PostgreSQL or Redis raise (transient: the job retries).
     """
     outcome = PersistOutcome()
-    deadline = time.monotonic() + max_seconds
+    started = time.monotonic()
+    next_turn_check = started + FAIR_SHARE_SECONDS
     linger = False
     while True:
         taken = await mailboxes.take(shard, MAX_PER_MAILBOX)
@@ -175,7 +183,14 @@ async def drain(
         ended = await _round(mailboxes, taken.items, outcome, fast_path, release)
         if ended or generation is None:
             return outcome
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        turn_over = now > started + max_seconds
+        if not turn_over and others_waiting is not None and now >= next_turn_check:
+            next_turn_check = now + FAIR_SHARE_SECONDS
+            turn_over = await others_waiting()
+        if turn_over:
+            if linger and taken.complete and await mailboxes.release(shard, generation):
+                return outcome  # idle after all: the next message queues a new drain
             outcome.drained = False
             return outcome
         if linger and taken.complete and pace is not None:

@@ -7,9 +7,11 @@ import functools
 import time
 from collections.abc import Sequence
 
+import pytest
 from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
 
+from server.chat import persistence
 from server.chat.mailbox import Mailboxes, Shard, Taken, decode, shard_of_key
 from server.chat.persistence import DrainPace, drain
 from server.chat.schemas import MessageKind, SendMessage
@@ -158,3 +160,25 @@ async def test_a_busy_shards_drain_waits_for_the_next_message_instead_of_ending(
 
 async def _stored(count: int) -> bool:
     return sum(len(rows) for rows in (await messages_by_conversation()).values()) == count
+
+
+async def test_a_busy_drain_takes_turns_when_other_jobs_wait(
+    sender: MessageSender, mailboxes: Mailboxes, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(persistence, "FAIR_SHARE_SECONDS", 0.0)
+
+    async def others_waiting() -> bool:
+        return True
+
+    project = await make_project()
+    await sender.send(_visitor(project.id, "m0"))
+    shard = await _shard(mailboxes)
+    busy = _Busy(redis, sender, [_visitor(project.id, "m1")])
+    outcome = await drain(busy, shard, others_waiting=others_waiting)
+    assert not outcome.drained and outcome.stored == 1  # m1 came: handed over, token kept
+    assert await redis.exists(shard.token) == 1
+    pace = DrainPace(linger=5.0)
+    pace.busy(shard, time.monotonic())
+    outcome = await drain(mailboxes, shard, pace=pace, others_waiting=others_waiting)
+    assert outcome.drained and outcome.stored == 1  # would linger, but others wait: it just ends
+    assert await redis.exists(shard.token) == 0
