@@ -15,7 +15,7 @@ Pipelines, measured side by side in the same run:
 - ``naive``  : one SAQ job per message (naming its mailbox), relay polling every 10 ms, no
   after-commit publish
 - ``batched``: what production runs: adaptive batches (whatever was sent while the previous append
-  was in flight), one drain job per idle project whose rounds take everything that arrived during
+  was in flight), one drain job when none is due, whose rounds take everything that arrived during
   the previous round, multi-row transaction, events published from memory right after commit
 
 Each figure is measured 3 times; the table shows the median and the worst of the 3.

@@ -125,19 +125,19 @@ class Keys:
         return f"{PREFIX}:p:{project_id}:mailbox:{stream}"
 
     @staticmethod
-    def drain_mailboxes(project_id: int, shard: int) -> str:
-        """Sorted set of one drain shard's non-empty mailboxes: what its drain job reads."""
-        return f"{PREFIX}:p:{project_id}:drain:{shard}:mailboxes"
+    def drain_mailboxes(shard: int) -> str:
+        """Sorted set of one drain shard's non-empty mailboxes (every project's): what its drain reads."""
+        return f"{PREFIX}:drain:{shard}:mailboxes"
 
     @staticmethod
-    def drain_token(project_id: int, shard: int) -> str:
+    def drain_token(shard: int) -> str:
         """Counter of appends to one drain shard since its drain job was queued; absent: no drain due."""
-        return f"{PREFIX}:p:{project_id}:drain:{shard}:token"
+        return f"{PREFIX}:drain:{shard}:token"
 
     @staticmethod
-    def drain_wake(project_id: int, shard: int) -> str:
+    def drain_wake(shard: int) -> str:
         """List of at most one item, pushed by appends while a drain is due: wakes a lingering drain."""
-        return f"{PREFIX}:p:{project_id}:drain:{shard}:wake"
+        return f"{PREFIX}:drain:{shard}:wake"
 
     # Presence (server/realtime/presence.py).
     ALL_SOCKETS = f"{PREFIX}:presence:sockets"

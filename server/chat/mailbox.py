@@ -14,7 +14,7 @@ Streams:
   ingestion needs no PostgreSQL read and keeps accepting while PostgreSQL is down);
 - ``c:<conversation_id>``: agent replies, notes and system messages of one conversation.
 
-Drains. Streams are spread over :data:`DRAIN_SHARDS` shards per project (a hash of the stream).
+Drains. Mailboxes are spread over :data:`DRAIN_SHARDS` shards (a hash of the key), across projects.
 A shard's drain job stores everything waiting in the shard's mailboxes, round after round, for as
 long as messages keep coming; messages accepted meanwhile start no job of their own. The shard's
 token counts appends: the append that finds no token creates it and queues the drain job; the
@@ -25,10 +25,13 @@ round), with no timer; when idle, a message starts a drain at once.
 
 Keys (all under ``parley:``):
 - ``parley:p:<project>:mailbox:<stream>``: list of msgspec-encoded :class:`PendingMessage`;
-- ``parley:p:<project>:drain:<shard>:mailboxes``: sorted set of the shard's non-empty mailboxes;
-- ``parley:p:<project>:drain:<shard>:token``: the shard's append counter while a drain is due
-  (expires after :data:`DRAIN_TOKEN_TTL_MS` unless a drain refreshes it: a killed worker's
-  shard gets a new drain job with the next message);
+- ``parley:drain:<shard>:mailboxes``: sorted set of the shard's non-empty mailboxes (a drain
+  also forgets those found empty: a deleted project's, removed with its keys);
+- ``parley:drain:<shard>:token``: the shard's append counter while a drain is due (expires after
+  :data:`DRAIN_TOKEN_TTL_MS` unless a drain refreshes it: a killed worker's shard gets a new
+  drain job with the next message);
+- ``parley:drain:<shard>:wake``: at most one item, pushed by appends while a drain is due, for a
+  drain waiting for more (see ``server.chat.persistence.DrainPace``);
 - ``parley:mailboxes``: sorted set of non-empty mailboxes, scored by when they were last
   touched by the worker; a worker loop re-drains those left untouched too long (a job lost
   between accept and enqueue, a worker killed mid-job);
@@ -57,67 +60,59 @@ _decoder = msgspec.msgpack.Decoder(PendingMessage)
 
 
 DRAIN_SHARDS = 1
-"""Drains that may run at once per project (each is one transaction at a time). Measured on 2 cores
-(bench/e2e.py, one project at 1,000 messages/s): 1 shard p99 ~12 ms, 2 shards ~15-25 ms, 4 shards
-~26 ms: fewer, larger rounds cost less CPU than parallel ones save in waiting. More shards let one
-busy project use several worker processes on a bigger machine. Change it only with every API node
-and worker stopped (a mailbox's shard must not move while it holds messages)."""
+"""Drains that may run at once (each is one transaction at a time), for all projects together: a
+round stores every project's waiting messages in one transaction, so many quiet projects cost no
+more than one busy one. Measured on 2 cores (bench/e2e.py, 1,000 messages/s): 1 shard p99 ~12 ms,
+2 shards ~15-25 ms, 4 shards ~26 ms; fewer, larger rounds cost less CPU than parallel ones save
+in waiting. More shards let several worker processes store messages at once on a bigger machine.
+Change it only with every API node and worker stopped (a mailbox's shard must not move while it
+holds messages)."""
 DRAIN_TOKEN_TTL_MS = 5_000
 """A drain refreshes its token every round; a token nobody refreshes (worker killed) expires."""
 
 
 @dataclass(frozen=True, slots=True)
 class Shard:
-    """One drain shard: a project's streams whose hash falls on ``index``."""
+    """One drain shard: the mailboxes whose key hashes to ``index``."""
 
-    project_id: int
     index: int
 
     @property
     def mailboxes(self) -> str:
-        return Keys.drain_mailboxes(self.project_id, self.index)
+        return Keys.drain_mailboxes(self.index)
 
     @property
     def token(self) -> str:
-        return Keys.drain_token(self.project_id, self.index)
+        return Keys.drain_token(self.index)
 
     @property
     def wake(self) -> str:
-        return Keys.drain_wake(self.project_id, self.index)
+        return Keys.drain_wake(self.index)
 
     @property
     def name(self) -> str:
-        """``<project>:<index>``, how a drain job names its shard."""
-        return f"{self.project_id}:{self.index}"
+        """How a drain job names its shard."""
+        return str(self.index)
 
     @classmethod
     def parse(cls, name: str) -> Shard:
-        project_id, index = name.split(":")
-        return cls(int(project_id), int(index))
-
-
-def _stream(message: PendingMessage) -> str:
-    if message.kind is MessageKind.VISITOR:
-        return f"v:{message.visitor_uid}"
-    return f"c:{message.conversation_id}"
-
-
-def _shard(project_id: int, stream: str) -> Shard:
-    return Shard(project_id, zlib.crc32(stream.encode()) % DRAIN_SHARDS)
+        return cls(int(name))
 
 
 def mailbox_key(message: PendingMessage) -> str:
-    return Keys.mailbox(message.project_id, _stream(message))
-
-
-def shard_of(message: PendingMessage) -> Shard:
-    return _shard(message.project_id, _stream(message))
+    if message.kind is MessageKind.VISITOR:
+        stream = f"v:{message.visitor_uid}"
+    else:
+        stream = f"c:{message.conversation_id}"
+    return Keys.mailbox(message.project_id, stream)
 
 
 def shard_of_key(mailbox: str) -> Shard:
-    """The shard of a mailbox key (``parley:p:<project>:mailbox:<stream>``, see :class:`Keys`)."""
-    _, _, project_id, _, stream = mailbox.split(":", 4)
-    return _shard(int(project_id), stream)
+    return Shard(zlib.crc32(mailbox.encode()) % DRAIN_SHARDS)
+
+
+def shard_of(message: PendingMessage) -> Shard:
+    return shard_of_key(mailbox_key(message))
 
 
 def sender_subject(message: PendingMessage) -> str:
@@ -240,6 +235,8 @@ class Taken:
     items: dict[str, list[bytes]]
     complete: bool
     """Everything waiting was read (no mailbox or item left out by the limits)."""
+    empty: list[str]
+    """Mailboxes listed in the shard but found empty (their project's keys were cleared)."""
 
 
 class Mailboxes:
@@ -304,7 +301,8 @@ class Mailboxes:
         keys = [key.decode() for key in members]
         items = await self.read(keys, limit) if keys else {}
         complete = len(keys) < max_mailboxes and all(len(found) < limit for found in items.values())
-        return Taken(generation=generation, items=items, complete=complete)
+        empty = [key for key in keys if key not in items]
+        return Taken(generation=generation, items=items, complete=complete, empty=empty)
 
     async def wait(self, shard: Shard, seconds: float) -> bool:
         """Wait up to ``seconds`` for a message appended to ``shard`` since its last take.
@@ -317,18 +315,25 @@ class Mailboxes:
         """End the drain if nothing was appended since the token read ``generation``."""
         return int(await self._release(keys=[shard.token], args=[generation])) == 1
 
-    async def pop(self, taken: dict[str, list[bytes]], *, release: tuple[Shard, bytes] | None = None) -> bool:
+    async def pop(
+        self,
+        taken: dict[str, list[bytes]],
+        *,
+        release: tuple[Shard, bytes] | None = None,
+        forget: Sequence[str] = (),
+    ) -> bool:
         """Remove the given head items (after their commit); then, given ``release``, end the drain.
 
         ``release`` is ``(shard, generation)``: the drain ends (its token is deleted) only if no
         message was appended to the shard since the token read ``generation``. Returns whether it
-        ended; always False without ``release``.
+        ended; always False without ``release``. ``forget`` names mailboxes found empty: they leave
+        the lists of mailboxes unless something was appended to them meanwhile.
         """
-        if not taken and release is None:
+        if not taken and not forget and release is None:
             return False
         now = time.time()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, items in taken.items():
+            for key, items in [*taken.items(), *((key, []) for key in forget)]:
                 drain = shard_of_key(key).mailboxes
                 await self._pop(keys=[DIRTY_MAILBOXES, drain, key], args=[now, *items], client=pipe)
             if release is not None:

@@ -56,7 +56,7 @@ DRAIN_JOB_SECONDS = 5.0
 """A drain still busy after this hands over to a new job (SAQ's timeout, fairness between jobs)."""
 FAIR_SHARE_SECONDS = 0.25
 """A drain that has run this long hands over to a new job (at the back of the queue) when other
-jobs wait for a worker slot: busy projects (drains that linger, or never run dry) take turns."""
+jobs wait for a worker slot: a drain that lingers, or never runs dry, lets them have their turn."""
 LINGER_SECONDS = 0.05
 """How long a busy shard's drain waits for the next message before it ends. At 200 messages/s
 without it every message was a job of its own, and SAQ's bookkeeping (six Redis round trips, JSON)
@@ -180,7 +180,7 @@ async def drain(
             linger = pace.busy(shard, time.monotonic())
         generation = taken.generation
         release = (shard, generation) if generation is not None and taken.complete and not linger else None
-        ended = await _round(mailboxes, taken.items, outcome, fast_path, release)
+        ended = await _round(mailboxes, taken.items, outcome, fast_path, release, taken.empty)
         if ended or generation is None:
             return outcome
         now = time.monotonic()
@@ -229,6 +229,7 @@ async def _round(
     outcome: PersistOutcome,
     fast_path: FastPublisher | None,
     release: tuple[Shard, bytes] | None,
+    forget: Sequence[str] = (),
 ) -> bool:
     """One transaction for ``taken``, then publish and pop (and ``release``); returns whether released."""
     current = _Round(items=_decode(taken, outcome), notify=fast_path is None)
@@ -239,7 +240,7 @@ async def _round(
         for reason, items in current.dead.items():
             await mailboxes.bury(items, reason)
         outcome.taken += sum(len(items) for items in taken.values())
-    popping = mailboxes.pop(taken, release=release)
+    popping = mailboxes.pop(taken, release=release, forget=forget)
     if fast_path is None or not current.envelopes:
         return await popping
     published, released = await asyncio.gather(fast_path.publish(current.envelopes), popping)

@@ -182,3 +182,17 @@ async def test_a_busy_drain_takes_turns_when_other_jobs_wait(
     outcome = await drain(mailboxes, shard, pace=pace, others_waiting=others_waiting)
     assert outcome.drained and outcome.stored == 1  # would linger, but others wait: it just ends
     assert await redis.exists(shard.token) == 0
+
+
+async def test_a_mailbox_cleared_with_its_project_leaves_the_drain_set(
+    sender: MessageSender, mailboxes: Mailboxes, redis: Redis
+) -> None:
+    project = await make_project()
+    await sender.send(_visitor(project.id, "m0"))
+    (key,) = await mailboxes.stale(older_than=-3600)
+    shard = shard_of_key(key)
+    await redis.delete(key)  # what clearing a deleted project's keys does
+    outcome = await drain(mailboxes, shard)
+    assert outcome.drained and outcome.stored == 0
+    assert await redis.zcard(shard.mailboxes) == 0
+    assert await mailboxes.stale(older_than=-3600) == []
