@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.gateway import PYTHON, Bench, free_port, stop  # noqa: E402
+from bench.gateway import PYTHON, Bench, free_port, node_packages, stop  # noqa: E402
 
 CLIENT = ROOT / "bench" / "e2e_client"
 SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "10"))
@@ -223,15 +222,10 @@ async def _transaction_starts(database_url: str, project_id: int) -> dict[str, f
 def main() -> int:
     rates = [int(n) for n in os.environ.get("BENCH_E2E_RATES", "200,1000").split(",") if n]
     client = os.environ.get("BENCH_E2E_CLIENT", "node")
-    if client == "node":
-        if shutil.which("node") is None or shutil.which("npm") is None:
-            print("bench/e2e.py needs Node.js and npm for its load client (or BENCH_E2E_CLIENT=python)")
-            return 0
-        if not (CLIENT / "node_modules" / "ws").is_dir():
-            subprocess.run(
-                ["npm", "install", "--prefix", str(CLIENT), "--no-audit", "--no-fund", "--loglevel=error"],
-                check=True,
-            )
+    if client == "node" and not node_packages(
+        CLIENT, "bench/e2e.py's load client (or BENCH_E2E_CLIENT=python)"
+    ):
+        return 0
     bench = Bench(Path(tempfile.mkdtemp(prefix="parley-e2e-")))
     print(
         f"end to end: visitor message:send -> agent message.created, {SECONDS:g} s per run, {RUNS} runs,"

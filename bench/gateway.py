@@ -336,15 +336,22 @@ def repeat(figure: Callable[[], dict[str, float]]) -> list[dict[str, float]]:
     return [figure() for _ in range(RUNS)]
 
 
-def main() -> int:
+def node_packages(folder: Path, needed_for: str) -> bool:
+    """Install a Node client's packages into its git-ignored ``node_modules``; False without Node."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        print("bench/gateway.py needs Node.js and npm (load client and the Node Socket.IO baseline); skipped")
-        return 0
-    if not (CLIENTS / "node_modules" / "ws").is_dir():
+        print(f"{needed_for} needs Node.js and npm; skipped")
+        return False
+    if not (folder / "node_modules" / "ws").is_dir():
         subprocess.run(
-            ["npm", "install", "--prefix", str(CLIENTS), "--no-audit", "--no-fund", "--loglevel=error"],
+            ["npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error"],
             check=True,
         )
+    return True
+
+
+def main() -> int:
+    if not node_packages(CLIENTS, "bench/gateway.py (load client and the Node Socket.IO baseline)"):
+        return 0
     limit = raise_nofile()
     sizes = [int(n) for n in os.environ.get("BENCH_SOCKETS", "10000,50000").split(",") if n]
     fanouts = [int(n) for n in os.environ.get("BENCH_FANOUT", "1000,5000").split(",") if n]
