@@ -3,7 +3,7 @@
 Why not only the SAQ job's arguments? Order. SAQ runs jobs concurrently and retries a killed
 worker's job after its later siblings, so two jobs of one conversation can commit in either order
 (DESIGN §4.5). Instead every accepted message is appended (``RPUSH``) to its stream's mailbox, and
-a job only names the mailboxes its micro-batch wrote to. The worker persists a mailbox's messages
+a drain job (below) finds the non-empty mailboxes in its shard's set. The worker persists a mailbox's messages
 from its head, under the conversation's row lock, then pops exactly the items it persisted
 (compare-and-pop). Whichever job runs first takes everything queued so far, in arrival order; a
 later or retried job finds those messages gone or already stored (``client_msg_id``) and adds

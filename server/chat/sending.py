@@ -268,8 +268,8 @@ def _fail(batch: list[tuple[PendingMessage, asyncio.Future[int]]], error: Except
 async def enqueue_stale_mailboxes(queue: Queue, mailboxes: Mailboxes, *, older_than: float = 5.0) -> int:
     """Safety net run by the worker: queue a job for mailboxes nobody drained for a while.
 
-    Covers a micro-batch whose job was never enqueued (Redis failed between the two calls) and a
-    job lost with a killed worker before SAQ's sweeper retries it. The job key is fixed, so a
+    Covers appended messages whose drain job was never enqueued (Redis failed between the two
+    calls) and a job lost with a killed worker before SAQ's sweeper retries it. The job key is fixed, so a
     pending sweep job is not duplicated while PostgreSQL is down.
     """
     stale = await mailboxes.stale(older_than)
