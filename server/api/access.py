@@ -28,7 +28,7 @@ from server.accounts.tables import User
 from server.errors import Forbidden, NotFound, Unauthorized
 from server.tenancy import access
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
-from server.tenancy.actor_cache import ActorCache
+from server.tenancy.actor_cache import ActorCache, Loaded
 from server.tenancy.apikeys import hash_secret, resolve_api_key
 from server.tenancy.queries import actor_for
 from server.tenancy.tables import Project
@@ -76,16 +76,11 @@ def rule_of(handler: BaseRouteHandler) -> Rule:
 
 
 async def _key_actor(actors: ActorCache, secret: str) -> Actor | None:
-    cache_key = "key:" + hash_secret(secret)
-    actor = actors.get(cache_key)
-    if actor is not None:
-        return actor
-    generation = actors.generation
-    resolved = await resolve_api_key(secret)
-    if resolved is None:
-        return None
-    actors.put(cache_key, resolved.actor, generation=generation, expires_at=resolved.expires_at)
-    return resolved.actor
+    async def load() -> Loaded | None:
+        resolved = await resolve_api_key(secret)
+        return None if resolved is None else (resolved.actor, resolved.expires_at)
+
+    return await actors.resolve("key:" + hash_secret(secret), load)
 
 
 async def _session_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[Actor, SessionData] | None:
@@ -93,20 +88,15 @@ async def _session_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> tupl
     session = await load_session(redis_of(connection.app), connection.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
-    actors = actors_of(connection.app)
-    cache_key = f"user:{session.user_id}"
-    actor = actors.get(cache_key)
-    if actor is not None:
-        return actor, session
-    generation = actors.generation
-    user: User | None = (
-        await User.objects().where((User.id == session.user_id) & (User.active == True)).first()  # noqa: E712
-    )
-    if user is None:
-        return None
-    actor = await actor_for(user)
-    actors.put(cache_key, actor, generation=generation)
-    return actor, session
+
+    async def load() -> Loaded | None:
+        user: User | None = (
+            await User.objects().where((User.id == session.user_id) & (User.active == True)).first()  # noqa: E712
+        )
+        return None if user is None else (await actor_for(user), None)
+
+    actor = await actors_of(connection.app).resolve(f"user:{session.user_id}", load)
+    return None if actor is None else (actor, session)
 
 
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor | None:

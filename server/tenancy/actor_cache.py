@@ -12,7 +12,7 @@ credential instead, under one rule: **a cached actor is never older than the acc
   that channel and empties the cache on every notification.
 - While that connection is down, the cache is **off**: every request is resolved from the
   database, so a notification lost with a connection can never keep a revoked key alive.
-- A lookup that raced a notification is not stored (the generation check in :meth:`put`); an
+- A lookup that raced a notification is not stored (the generation check in :meth:`resolve`); an
   entry also expires after ``ttl`` seconds and never outlives its API key's ``expires_at``.
 
 A change made through another process reaches this one's cache after the notification travels
@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import asyncpg
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "parley_access_changed"
 MAX_ENTRIES = 10_000
+
+Loaded = tuple[Actor, datetime | None]
+"""What a loader returns: the actor and when its credential expires (None: it does not)."""
 
 _caches: weakref.WeakSet[ActorCache] = weakref.WeakSet()
 
@@ -57,7 +61,7 @@ class ActorCache:
         self.live = False
         """True while the change listener is connected; the cache is bypassed otherwise."""
         self.generation = 0
-        """Bumped by every invalidation; :meth:`put` refuses lookups that started before one."""
+        """Bumped by every invalidation; :meth:`resolve` keeps no lookup that started before one."""
         self._entries: dict[str, tuple[Actor, float]] = {}
         _caches.add(self)
 
@@ -77,12 +81,27 @@ class ActorCache:
             return None
         return actor
 
-    def put(self, key: str, actor: Actor, *, generation: int, expires_at: datetime | None = None) -> None:
-        """Keep ``actor`` unless access changed since ``generation`` was read (the lookup is stale)."""
-        if not self.enabled or generation != self.generation:
-            return
+    async def resolve(self, key: str, load: Callable[[], Awaitable[Loaded | None]]) -> Actor | None:
+        """The actor cached under ``key``, else what ``load`` returns (None: no such caller).
+
+        A loaded actor is kept unless access changed while it was loading (the generation moved):
+        the database may have answered from before the change.
+        """
+        actor = self.get(key)
+        if actor is not None:
+            return actor
+        generation = self.generation
+        loaded = await load()
+        if loaded is None:
+            return None
+        actor, expires_at = loaded
+        if self.enabled and generation == self.generation:
+            self._keep(key, actor, expires_at)
+        return actor
+
+    def _keep(self, key: str, actor: Actor, expires_at: datetime | None) -> None:
         lifetime = self.ttl
-        if expires_at is not None:
+        if expires_at is not None:  # never past the credential's own expiry
             lifetime = min(lifetime, expires_at.timestamp() - time.time())
         if lifetime <= 0:
             return
