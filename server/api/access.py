@@ -76,11 +76,7 @@ def rule_of(handler: BaseRouteHandler) -> Rule:
 
 
 async def _key_actor(actors: ActorCache, secret: str) -> Actor | None:
-    async def load() -> Loaded | None:
-        resolved = await resolve_api_key(secret)
-        return None if resolved is None else (resolved.actor, resolved.expires_at)
-
-    return await actors.resolve("key:" + hash_secret(secret), load)
+    return await actors.resolve("key:" + hash_secret(secret), lambda: resolve_api_key(secret))
 
 
 async def _session_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[Actor, SessionData] | None:

@@ -13,7 +13,7 @@ from server.database import fetch
 from server.errors import Invalid, NotFound
 from server.tenancy import access
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
-from server.tenancy.actor_cache import forget_cached_actors
+from server.tenancy.actor_cache import Loaded, forget_cached_actors
 from server.tenancy.tables import ApiKey
 
 KEY_PREFIX = "prly_"
@@ -105,13 +105,7 @@ WHERE k.secret_hash = $1
 """
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedKey:
-    actor: Actor
-    expires_at: datetime | None
-
-
-async def resolve_api_key(secret: str) -> ResolvedKey | None:
+async def resolve_api_key(secret: str) -> Loaded | None:
     """The actor a bearer secret stands for (and the key's expiry), or None when unknown, revoked,
     expired or its owner is inactive.
 
@@ -138,10 +132,10 @@ async def resolve_api_key(secret: str) -> ResolvedKey | None:
         read_only=is_read_only(json.loads(row["scopes"])),
         api_key_id=row["id"],
     )
-    return ResolvedKey(actor=actor, expires_at=row["expires_at"])
+    return actor, row["expires_at"]
 
 
 async def authenticate_api_key(secret: str) -> Actor | None:
     """:func:`resolve_api_key` without the expiry."""
     resolved = await resolve_api_key(secret)
-    return resolved.actor if resolved is not None else None
+    return resolved[0] if resolved is not None else None
