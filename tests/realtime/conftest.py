@@ -45,8 +45,8 @@ class GatewayProcess:
 
 
 def launch_gateway(env: dict[str, str], log: Path, **extra: str) -> GatewayProcess:
-    port = free_port()
-    full_env = {**env, **FAST_ENV, "REALTIME_PORT": str(port), **extra}
+    full_env = {**env, **FAST_ENV, "REALTIME_PORT": str(free_port()), **extra}
+    port = int(full_env["REALTIME_PORT"])  # a restart may ask for the port of the one it replaces
     process = start([PYTHON, "-m", "server", "realtime"], full_env, log)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
