@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ASSETS := static/vendor/htmx.min.js
 
-.PHONY: dev test lint bench install assets chromium clean help
+.PHONY: dev test lint bench install assets chromium test-deps clean help
 
 help:
 	@echo "make dev     run Parley (embedded PostgreSQL + Valkey unless DATABASE_URL/REDIS_URL are set)"
@@ -34,7 +34,20 @@ assets: $(ASSETS)
 dev: install assets
 	$(BIN)/python -m server dev
 
-test: install assets
+# The test suite's own packages beyond pyproject's: Debian's chromium for tests/browser, and the
+# npm packages the tests drive (axe-core in the browser, the official socket.io-client), pinned by
+# their package-lock.json files and installed with npm ci when a lock changes.
+NODE_TEST_DIRS := tests/browser/node tests/realtime/node
+NODE_TEST_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_TEST_DIRS))
+
+%/node_modules/.installed: %/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the tests (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix $* --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-deps: chromium $(NODE_TEST_STAMPS)
+
+test: install assets test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
@@ -51,7 +64,7 @@ bench: install assets
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		echo "installing Debian's chromium for the browser tests"; \
-		$$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq chromium chromium-driver; }
+		$$(command -v sudo) apt-get update -qq && $$(command -v sudo) apt-get install -y -qq chromium; }
 
 clean:
 	rm -rf $(VENV) static/vendor .mypy_cache .ruff_cache .pytest_cache

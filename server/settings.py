@@ -47,6 +47,13 @@ class ListenSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RealtimeListenSettings(ListenSettings):
+    public_url: str
+    """The gateway's URL as browsers reach it (the console's inbox and the widget connect there):
+    ``REALTIME_PUBLIC_URL``, by default ``http://<REALTIME_HOST>:<REALTIME_PORT>``."""
+
+
+@dataclass(frozen=True, slots=True)
 class SecuritySettings:
     secret_key: str
     """Signs realtime tokens and console sessions. At least 32 characters."""
@@ -62,7 +69,7 @@ class Settings:
     database: DatabaseSettings
     redis: RedisSettings
     web: ListenSettings
-    realtime: ListenSettings
+    realtime: RealtimeListenSettings
     security: SecuritySettings
     log_level: str
     web_workers: int
@@ -112,6 +119,22 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int_setting(env, name, default, low=1, high=65535)
 
 
+def _realtime_listen(env: Mapping[str, str]) -> RealtimeListenSettings:
+    host = env.get("REALTIME_HOST", "127.0.0.1").strip() or "127.0.0.1"
+    port = _port(env, "REALTIME_PORT", 8001)
+    public_url = env.get("REALTIME_PUBLIC_URL", "").strip().rstrip("/")
+    if public_url:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise SettingsError(
+                "REALTIME_PUBLIC_URL must be an http:// or https:// origin, e.g. https://rt.example"
+            )
+    else:
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        public_url = f"http://{reachable}:{port}"
+    return RealtimeListenSettings(host=host, port=port, public_url=public_url)
+
+
 def load_database_settings(env: Mapping[str, str]) -> DatabaseSettings:
     return DatabaseSettings(
         url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
@@ -137,10 +160,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             host=env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
             port=_port(env, "WEB_PORT", 8000),
         ),
-        realtime=ListenSettings(
-            host=env.get("REALTIME_HOST", "127.0.0.1").strip() or "127.0.0.1",
-            port=_port(env, "REALTIME_PORT", 8001),
-        ),
+        realtime=_realtime_listen(env),
         security=SecuritySettings(
             secret_key=secret_key,
             secure_cookies=_bool(env, "SECURE_COOKIES", False),
@@ -163,8 +183,21 @@ def get_settings() -> Settings:
     return load_settings(os.environ)
 
 
+# Libraries whose INFO lines are per-job or per-request chatter: shown only at DEBUG.
+CHATTY_LOGGERS = ("saq",)
+
+
 def configure_logging(settings: Settings) -> None:
+    """Our format and level for every process, replacing what a launcher set before us.
+
+    ``force``: SAQ's command line configures the root logger (at WARNING) before our worker's
+    start-up runs, which made a plain ``basicConfig`` a no-op and hid the worker's INFO lines.
+    """
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        force=True,
     )
+    chatty_level = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty_level)

@@ -123,6 +123,8 @@ def make_startup(options: PipelineOptions) -> Any:
         sweeper = asyncio.create_task(_sweep_mailboxes(ctx, options), name="mailbox-sweep")
         resources.push_async_callback(_cancel, sweeper)
         ctx["resources"] = resources
+        # One line that says the worker can take jobs (tests and operators wait for it).
+        log.info("worker ready on queue %s", ctx["worker"].queue.name)
 
     return startup
 
