@@ -20,6 +20,7 @@ from console.admin import ADMIN_PATH, QUEUES_PATH, admin_routes
 from console.routes import console_router
 from server.api.errors import exception_handlers
 from server.api.health import healthz, readyz
+from server.api.json_body import JSONRequest
 from server.api.openapi import openapi_config
 from server.api.v1.router import v1_router
 from server.api.widget import widget_router
@@ -65,5 +66,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
         exception_handlers=exception_handlers,
         request_max_body_size=1_000_000,
+        request_class=JSONRequest,
         openapi_config=openapi_config(),
     )

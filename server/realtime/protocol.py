@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from server.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
+
 MAX_ACK_ID_DIGITS = 15
 """An ack id longer than this is malformed (JavaScript clients count from 0 upwards)."""
 MAX_NAMESPACE_LENGTH = 64
@@ -115,9 +117,11 @@ def parse_socket_packet(text: str) -> SocketPacket:
         ack_id = int(text[i:j])
     data: Any = None
     if j < end:
+        if json_depth_exceeds(text[j:]):  # before the decoder recurses (server/json_depth.py)
+            raise MalformedPacket(f"payload nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             data = _json_decoder.decode(text[j:])
-        except (msgspec.DecodeError, RecursionError):
+        except msgspec.DecodeError:
             raise MalformedPacket("payload is not valid JSON") from None
     return _checked(SocketPacket(kind, namespace, data, ack_id))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from server.json_depth import MAX_JSON_DEPTH
 from server.realtime import protocol
 from server.realtime.protocol import EngineType, MalformedPacket, SocketPacket, SocketType, UnsupportedPacket
 
@@ -103,3 +104,16 @@ def test_encoders_round_trip() -> None:
 def test_event_accessors() -> None:
     packet = protocol.parse_socket_packet('2/agent,["typing",{"conversation_id":1}]')
     assert packet.event == "typing" and packet.args == [{"conversation_id": 1}]
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 1_000, 100_000])
+def test_deeply_nested_payloads_are_refused_before_decoding(depth: int) -> None:
+    text = '2["x",' + "[" * depth + "]" * depth + "]"
+    with pytest.raises(MalformedPacket, match="nested deeper"):
+        protocol.parse_socket_packet(text)
+
+
+def test_nesting_up_to_the_limit_parses() -> None:
+    depth = MAX_JSON_DEPTH - 1  # the event list itself is one level
+    packet = protocol.parse_socket_packet('2["x",' + "[" * depth + "]" * depth + "]")
+    assert packet.event == "x"
