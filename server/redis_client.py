@@ -90,6 +90,16 @@ class Keys:
         return f"{PREFIX}:p:{project_id}:visitor:{visitor_uid}:location"
 
     @staticmethod
+    def visitor_trail(project_id: int, visitor_uid: str) -> str:
+        """List of the visitor's last 20 navigations, newest first: JSON ``{"url", "title", "at"}``."""
+        return f"{PREFIX}:p:{project_id}:visitor:{visitor_uid}:trail"
+
+    @staticmethod
+    def visitor_device(project_id: int, visitor_uid: str) -> str:
+        """JSON :class:`server.chat.device.VisitorDevice` from the widget's ``visitor:info``, with a TTL."""
+        return f"{PREFIX}:p:{project_id}:visitor:{visitor_uid}:device"
+
+    @staticmethod
     def visitor_presence(project_id: int) -> str:
         """Sorted set: member = visitor uid, score = Unix time until which the visitor counts as online.
 

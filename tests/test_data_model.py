@@ -9,14 +9,23 @@ import pytest
 
 from server.accounts.services import create_user
 from server.accounts.tables import User
-from server.chat.tables import CannedReply, Conversation, Message, Visitor
+from server.chat.tables import CannedReply, Conversation, ConversationRead, Message, Visitor
 from server.database import engine
 from server.errors import Conflict
 from server.outbox.tables import OutboxEvent
 from server.tenancy.tables import ApiKey, Project, ProjectMember
 from tests import factories as f
 
-TENANT_TABLES = (ProjectMember, ApiKey, Visitor, Conversation, Message, OutboxEvent, CannedReply)
+TENANT_TABLES = (
+    ProjectMember,
+    ApiKey,
+    Visitor,
+    Conversation,
+    Message,
+    OutboxEvent,
+    CannedReply,
+    ConversationRead,
+)
 
 
 async def _populate(project: Project) -> None:
@@ -26,6 +35,7 @@ async def _populate(project: Project) -> None:
     visitor = await f.make_visitor(project)
     conversation = await f.make_conversation(project, visitor)
     await f.make_message(conversation, seq=1)
+    await ConversationRead(project=project.id, conversation=conversation.id, user=agent.id, seq=1).save()
     await f.make_outbox_event(project)
     await f.make_canned_reply(project)
 

@@ -15,7 +15,7 @@ import hiredis
 import msgspec
 from redis.asyncio import Redis
 
-from server.chat.views import VisitorLive
+from server.chat.views import PageVisit, VisitorDeviceView, VisitorLive
 from server.redis_client import Keys
 
 
@@ -76,3 +76,30 @@ async def visitor_live_states(redis: Redis, project_id: int, uids: Sequence[str]
             page_title=location.title,
         )
     return states
+
+
+_decode_visit = msgspec.json.Decoder(PageVisit)
+_decode_device = msgspec.json.Decoder(VisitorDeviceView)
+
+
+async def visitor_activity(
+    redis: Redis, project_id: int, visitor_uid: str
+) -> tuple[list[PageVisit], VisitorDeviceView | None]:
+    """The visitor's page trail (newest first) and reported device, in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lrange(Keys.visitor_trail(project_id, visitor_uid), 0, -1)
+        pipe.get(Keys.visitor_device(project_id, visitor_uid))
+        raw_trail, raw_device = await pipe.execute()
+    trail: list[PageVisit] = []
+    for raw in raw_trail:
+        try:
+            trail.append(_decode_visit.decode(raw))
+        except msgspec.DecodeError:
+            continue  # one bad entry must not hide the others
+    device = None
+    if raw_device is not None:
+        try:
+            device = _decode_device.decode(raw_device)
+        except msgspec.DecodeError:
+            device = None
+    return trail, device

@@ -302,12 +302,13 @@ async def _store(current: _Round, outcome: PersistOutcome) -> None:
     users = await _live_users(connection, storable)
     now = time.time()
     new_rows: list[tuple[int, _Item, int]] = []  # (conversation, item, seq)
-    updates: list[tuple[int, int, str]] = []  # (conversation, last_seq, status)
+    updates: list[_ConversationUpdate] = []
     for conversation_id, conversation_items in storable.items():
         row = rows[conversation_id]
         seen: set[uuid.UUID] = set()
         ordered = _interleave(conversation_items)
         seq = row.last_seq
+        added: list[_Item] = []
         for item in ordered:
             client_msg_id = item.message.client_msg_id
             if client_msg_id in seen or (conversation_id, client_msg_id) in existing:
@@ -316,6 +317,7 @@ async def _store(current: _Round, outcome: PersistOutcome) -> None:
             seen.add(client_msg_id)
             seq += 1
             new_rows.append((conversation_id, item, seq))
+            added.append(item)
         if seq == row.last_seq:
             continue  # nothing new: a re-run, or only duplicates
         status = row.status
@@ -323,7 +325,7 @@ async def _store(current: _Round, outcome: PersistOutcome) -> None:
             status = Conversation.Status.OPEN.value
             events.append(_reopened_event(row, closed[conversation_id], now))
             outcome.conversations_reopened += 1
-        updates.append((conversation_id, seq, status))
+        updates.append(_conversation_update(conversation_id, seq, status, added, users))
 
     stored = await _insert_messages(connection, new_rows, rows, users)
     await _update_conversations(connection, updates)
@@ -554,14 +556,98 @@ async def _insert_messages(
     return stored
 
 
-async def _update_conversations(connection: Any, updates: list[tuple[int, int, str]]) -> None:
+PREVIEW_LENGTH = 160
+
+# What a round does to a conversation's "waiting since" (the inbox's waiting time).
+_WAITING_KEEP = 0
+"""No public message in the round (notes, system lines): unchanged."""
+_WAITING_CLEAR = 1
+"""The round's last public message is an agent's reply: nobody is waiting."""
+_WAITING_START = 2
+"""Only visitor messages: waiting since the first unanswered one (kept if already waiting)."""
+_WAITING_RESTART = 3
+"""An agent replied, then the visitor wrote again in the same round: waiting from now."""
+
+
+@dataclass(frozen=True, slots=True)
+class _ConversationUpdate:
+    id: int
+    last_seq: int
+    status: str
+    preview: str
+    kind: str
+    waiting: int
+    readers: tuple[int, ...]
+    """Agents who wrote in this round: they have read the conversation up to ``last_seq``."""
+
+
+def _kind_of(message: PendingMessage) -> str:
+    if message.kind is MessageKind.AGENT_NOTE:
+        return "note"
+    return _SENDER_KIND[message.kind]
+
+
+def _conversation_update(
+    conversation_id: int, last_seq: int, status: str, added: list[_Item], users: set[int]
+) -> _ConversationUpdate:
+    """The inbox columns after ``added`` (this round's new messages of one conversation, in seq order).
+
+    ``users``: the senders still present (a deleted agent's read mark cannot be kept).
+    """
+    waiting = _WAITING_KEEP
+    for item in added:
+        kind = item.message.kind
+        if kind is MessageKind.VISITOR:
+            waiting = _WAITING_RESTART if waiting == _WAITING_CLEAR else max(waiting, _WAITING_START)
+        elif kind is MessageKind.AGENT_REPLY:
+            waiting = _WAITING_CLEAR
+    last = added[-1].message
+    readers = {
+        item.message.sender_user_id
+        for item in added
+        if item.message.sender_user_id in users and item.message.kind is not MessageKind.VISITOR
+    }
+    return _ConversationUpdate(
+        id=conversation_id,
+        last_seq=last_seq,
+        status=status,
+        preview=" ".join(last.body.split())[:PREVIEW_LENGTH],
+        kind=_kind_of(last),
+        waiting=waiting,
+        readers=tuple(sorted(readers)),
+    )
+
+
+async def _update_conversations(connection: Any, updates: list[_ConversationUpdate]) -> None:
+    """Bump ``last_seq`` and the inbox columns; an agent who wrote has read up to ``last_seq``."""
     if not updates:
         return
     await connection.execute(
         "UPDATE conversation c SET last_seq = u.last_seq, status = u.status, "
-        "last_message_at = CASE WHEN u.last_seq > c.last_seq THEN now() ELSE c.last_message_at END "
-        "FROM unnest($1::int[], $2::int[], $3::varchar[]) AS u(id, last_seq, status) WHERE c.id = u.id",
-        [conversation_id for conversation_id, _, _ in updates],
-        [last_seq for _, last_seq, _ in updates],
-        [status for _, _, status in updates],
+        "last_message_at = CASE WHEN u.last_seq > c.last_seq THEN now() ELSE c.last_message_at END, "
+        "last_message_preview = u.preview, last_message_kind = u.kind, "
+        "waiting_since = CASE u.waiting WHEN 1 THEN NULL WHEN 2 THEN coalesce(c.waiting_since, now()) "
+        "WHEN 3 THEN now() ELSE c.waiting_since END, "
+        "snoozed_until = CASE WHEN u.status = 'snoozed' THEN c.snoozed_until END "
+        "FROM unnest($1::int[], $2::int[], $3::varchar[], $4::varchar[], $5::varchar[], $6::int[]) "
+        "AS u(id, last_seq, status, preview, kind, waiting) WHERE c.id = u.id",
+        [update.id for update in updates],
+        [update.last_seq for update in updates],
+        [update.status for update in updates],
+        [update.preview for update in updates],
+        [update.kind for update in updates],
+        [update.waiting for update in updates],
     )
+    reads = [(update.id, user, update.last_seq) for update in updates for user in update.readers]
+    if reads:
+        await connection.execute(
+            'INSERT INTO conversation_read (project, conversation, "user", seq) '
+            "SELECT c.project, r.conversation, r.reader, r.seq "
+            "FROM unnest($1::int[], $2::int[], $3::int[]) AS r(conversation, reader, seq) "
+            "JOIN conversation c ON c.id = r.conversation "
+            'ON CONFLICT (conversation, "user") DO UPDATE '
+            "SET seq = greatest(conversation_read.seq, excluded.seq), updated_at = now()",
+            [conversation for conversation, _, _ in reads],
+            [user for _, user, _ in reads],
+            [seq for _, _, seq in reads],
+        )

@@ -15,16 +15,20 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from server.chat.live import visitor_live_states
+from server.chat.live import visitor_activity, visitor_live_states
 from server.chat.tables import Conversation, Visitor
 from server.chat.views import (
+    ConversationCounts,
     ConversationPage,
+    ConversationSummary,
     ConversationView,
     ConversationVisitor,
     MessageList,
     MessageView,
+    StatusCounts,
     VisitorLive,
     VisitorPage,
+    VisitorProfile,
     VisitorView,
 )
 from server.database import fetch
@@ -58,20 +62,10 @@ class ConversationFilters:
     assignee_id: int | None = None
     unassigned: bool = False
     visitor_uid: str | None = None
-
-
-_CONVERSATION_COLUMNS = (
-    Conversation.id,
-    Conversation.status,
-    Conversation.priority,
-    Conversation.assignee,
-    Conversation.last_seq,
-    Conversation.last_message_at,
-    Conversation.created_at,
-    Conversation.visitor.as_alias("visitor_id"),
-    Conversation.visitor.uid.as_alias("visitor_uid"),
-    Conversation.visitor.name.as_alias("visitor_name"),
-)
+    search: str | None = None
+    """Words found in the visitor's name or e-mail, or in a message of the conversation (any case)."""
+    reader_id: int | None = None
+    """The agent whose unread counts the rows carry (their read marks); None: no counts."""
 
 
 def _conversation_view(row: Mapping[str, Any], live: VisitorLive) -> ConversationView:
@@ -84,19 +78,47 @@ def _conversation_view(row: Mapping[str, Any], live: VisitorLive) -> Conversatio
         last_message_at=row["last_message_at"],
         created_at=row["created_at"],
         visitor=ConversationVisitor(
-            id=row["visitor_id"], uid=row["visitor_uid"], name=row["visitor_name"], live=live
+            id=row["visitor_id"],
+            uid=row["visitor_uid"],
+            name=row["visitor_name"],
+            email=row["visitor_email"],
+            live=live,
         ),
+        last_message_preview=row["last_message_preview"],
+        last_message_kind=row["last_message_kind"],
+        waiting_since=row["waiting_since"],
+        snoozed_until=row["snoozed_until"],
+        unread_count=row["unread"],
+        visitor_read_seq=row["visitor_read_seq"],
     )
 
 
-_LIST_CONVERSATIONS = """
+_SELECT_CONVERSATIONS = """
 SELECT c.id, c.status, c.priority, c.assignee, c.last_seq, c.last_message_at, c.created_at,
-       v.id AS visitor_id, v.uid AS visitor_uid, v.name AS visitor_name
-FROM conversation c JOIN visitor v ON v.id = c.visitor
-WHERE c.project = $1 {filters}
+       c.last_message_preview, c.last_message_kind, c.waiting_since, c.snoozed_until, c.visitor_read_seq,
+       v.id AS visitor_id, v.uid AS visitor_uid, v.name AS visitor_name, v.email AS visitor_email,
+       {unread} AS unread
+FROM conversation c JOIN visitor v ON v.id = c.visitor {read_join}
+"""
+_LIST_CONVERSATIONS = (
+    _SELECT_CONVERSATIONS
+    + """WHERE c.project = $1 {filters}
 ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
 LIMIT ${limit}
 """
+)
+_READ_JOIN = 'LEFT JOIN conversation_read r ON r.conversation = c.id AND r."user" = {reader}'
+_UNREAD = "greatest(c.last_seq - coalesce(r.seq, 0), 0)"
+_SEARCH = (
+    "(v.name ILIKE {pattern} OR v.email ILIKE {pattern} OR EXISTS (SELECT 1 FROM message m "
+    "WHERE m.conversation = c.id AND m.project = c.project AND m.body ILIKE {pattern}))"
+)
+
+
+def _like_pattern(text: str) -> str:
+    """``%text%`` for ILIKE, with the user's own ``%``, ``_`` and ``\\`` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 async def list_conversations(
@@ -127,6 +149,12 @@ async def list_conversations(
         clauses.append("c.assignee IS NULL")
     if filters.visitor_uid is not None:
         clauses.append(f"v.uid = {param(filters.visitor_uid)}")
+    if filters.search is not None and filters.search.strip():
+        pattern = param(_like_pattern(filters.search.strip()))
+        clauses.append(_SEARCH.format(pattern=pattern))
+    read_join, unread = "", "0"
+    if filters.reader_id is not None:
+        read_join, unread = _READ_JOIN.format(reader=param(filters.reader_id)), _UNREAD
     if cursor is not None:
         after = decode_cursor(cursor)
         if after.at is None:
@@ -139,7 +167,12 @@ async def list_conversations(
             )
     limit = max(1, min(limit, MAX_PAGE))
     param(limit + 1)
-    sql = _LIST_CONVERSATIONS.format(filters="".join(f" AND {clause}" for clause in clauses), limit=len(args))
+    sql = _LIST_CONVERSATIONS.format(
+        filters="".join(f" AND {clause}" for clause in clauses),
+        limit=len(args),
+        read_join=read_join,
+        unread=unread,
+    )
     rows = await fetch(sql, *args)
     page, more = rows[:limit], len(rows) > limit
     live = await visitor_live_states(redis, project_id, [row["visitor_uid"] for row in page])
@@ -148,16 +181,49 @@ async def list_conversations(
     return ConversationPage(items=items, next_cursor=next_cursor)
 
 
-async def get_conversation(redis: Redis, project_id: int, conversation_id: int) -> ConversationView:
-    row: dict[str, Any] | None = (
-        await Conversation.select(*_CONVERSATION_COLUMNS)
-        .where((Conversation.project == project_id) & (Conversation.id == conversation_id))
-        .first()
+async def get_conversation(
+    redis: Redis, project_id: int, conversation_id: int, *, reader_id: int | None = None
+) -> ConversationView:
+    """One conversation, hydrated; ``reader_id``: the agent whose unread count it carries."""
+    args: list[Any] = [project_id, conversation_id]
+    read_join, unread = "", "0"
+    if reader_id is not None:
+        args.append(reader_id)
+        read_join, unread = _READ_JOIN.format(reader="$3"), _UNREAD
+    sql = (
+        _SELECT_CONVERSATIONS.format(read_join=read_join, unread=unread)
+        + "WHERE c.project = $1 AND c.id = $2"
     )
-    if row is None:
+    rows = await fetch(sql, *args)
+    if not rows:
         raise NotFound("No such conversation.")
+    row = rows[0]
     live = await visitor_live_states(redis, project_id, [row["visitor_uid"]])
     return _conversation_view(row, live[row["visitor_uid"]])
+
+
+_COUNTS = """
+SELECT c.status, count(*) AS all, count(*) FILTER (WHERE c.assignee = $2) AS mine,
+       count(*) FILTER (WHERE c.assignee IS NULL) AS unassigned,
+       coalesce(sum(greatest(c.last_seq - coalesce(r.seq, 0), 0))
+                FILTER (WHERE c.assignee = $2 OR c.assignee IS NULL), 0) AS unread
+FROM conversation c LEFT JOIN conversation_read r ON r.conversation = c.id AND r."user" = $2
+WHERE c.project = $1
+GROUP BY c.status
+"""
+
+
+async def conversation_counts(project_id: int, user_id: int) -> ConversationCounts:
+    """The number of conversations behind each inbox filter, for ``user_id`` ("mine"), in one query."""
+    per_status = {status.value: StatusCounts() for status in Conversation.Status}
+    unread_total = 0
+    for row in await fetch(_COUNTS, project_id, user_id):
+        per_status[row["status"]] = StatusCounts(
+            all=row["all"], mine=row["mine"], unassigned=row["unassigned"]
+        )
+        if row["status"] in (Conversation.Status.OPEN.value, Conversation.Status.PENDING.value):
+            unread_total += int(row["unread"])
+    return ConversationCounts(**per_status, unread_total=unread_total)
 
 
 def _visitor_view(row: dict[str, Any], live: VisitorLive) -> VisitorView:
@@ -213,6 +279,27 @@ async def get_visitor(redis: Redis, project_id: int, visitor_id: int) -> Visitor
         raise NotFound("No such visitor.")
     live = await visitor_live_states(redis, project_id, [row["uid"]])
     return _visitor_view(row, live[row["uid"]])
+
+
+_VISITOR_CONVERSATIONS = """
+SELECT id, status, created_at, last_message_at, last_message_preview, last_seq
+FROM conversation WHERE project = $1 AND visitor = $2
+ORDER BY created_at DESC, id DESC LIMIT 20
+"""
+
+
+async def visitor_profile(redis: Redis, project_id: int, visitor_id: int) -> VisitorProfile:
+    """The inbox side panel's data: the visitor, their device, page trail and conversations."""
+    visitor = await get_visitor(redis, project_id, visitor_id)
+    trail, device = await visitor_activity(redis, project_id, visitor.uid)
+    rows = await fetch(_VISITOR_CONVERSATIONS, project_id, visitor_id)
+    return VisitorProfile(
+        visitor=visitor,
+        verified=visitor.external_id is not None,
+        device=device,
+        trail=trail,
+        conversations=[ConversationSummary(**dict(row)) for row in rows],
+    )
 
 
 _MESSAGES = """

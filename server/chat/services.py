@@ -148,10 +148,11 @@ async def mark_read(
 ) -> int:
     """Record that an agent (``actor``) or the conversation's visitor (``visitor_uid``) read up to ``seq``.
 
-    Read marks are not stored in a table yet: the durable record is the outbox event
-    ``conversation.read`` (``reader`` = ``{"kind": "agent", "user_id"}`` or ``{"kind": "visitor",
-    "visitor_uid"}``), which consumers keep as the latest seq per reader. ``seq`` is clamped to the
-    conversation's ``last_seq``. Returns the seq recorded.
+    An agent's mark is kept per agent in ``conversation_read`` (the inbox's unread counts), the
+    visitor's in ``conversation.visitor_read_seq`` (the agents' "read" marks); a mark never moves
+    back. Every mark also records the outbox event ``conversation.read`` (``reader`` =
+    ``{"kind": "agent", "user_id"}`` or ``{"kind": "visitor", "visitor_uid"}``), so other tabs and
+    agents follow. ``seq`` is clamped to the conversation's ``last_seq``. Returns the seq recorded.
     """
     if (actor is None) == (visitor_uid is None):
         raise ValueError("mark_read needs exactly one reader: actor or visitor_uid")
@@ -168,6 +169,23 @@ async def mark_read(
         if row is None or (visitor_uid is not None and row["visitor_uid"] != visitor_uid):
             raise NotFound("No such conversation.")
         read_seq: int = min(seq, row["last_seq"])
+        connection: Any = engine().current_transaction.get().connection  # type: ignore[union-attr]
+        if actor is not None:
+            await connection.execute(
+                'INSERT INTO conversation_read (project, conversation, "user", seq) VALUES ($1, $2, $3, $4) '
+                'ON CONFLICT (conversation, "user") DO UPDATE '
+                "SET seq = greatest(conversation_read.seq, excluded.seq), updated_at = now()",
+                project_id,
+                conversation_id,
+                actor.user_id,
+                read_seq,
+            )
+        else:
+            await connection.execute(
+                "UPDATE conversation SET visitor_read_seq = greatest(visitor_read_seq, $2) WHERE id = $1",
+                conversation_id,
+                read_seq,
+            )
         reader: dict[str, Any] = (
             {"kind": "agent", "user_id": actor.user_id}
             if actor is not None

@@ -63,6 +63,21 @@ class Conversation(Table, tablename="conversation"):
     last_seq = Integer(default=0, help_text="seq of the newest message; bumped in the worker's transaction.")
     last_message_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    last_message_preview = Varchar(
+        length=160, default="", help_text="The start of the newest message (notes too): the inbox row."
+    )
+    last_message_kind = Varchar(
+        length=10, default="", help_text="Who wrote the newest message: visitor, agent, note or system."
+    )
+    waiting_since = Timestamptz(
+        null=True,
+        default=None,
+        help_text="When the visitor's oldest unanswered message came; null once an agent replied.",
+    )
+    visitor_read_seq = Integer(default=0, help_text="The visitor read up to this seq (read marks).")
+    snoozed_until = Timestamptz(
+        null=True, default=None, help_text="A snoozed conversation reopens at this time (a worker job)."
+    )
 
 
 class Message(Table, tablename="message"):
@@ -86,6 +101,19 @@ class Message(Table, tablename="message"):
 
     unique_conversation_seq = Unique([conversation, seq])
     unique_conversation_client_msg_id = Unique([conversation, client_msg_id])
+
+
+class ConversationRead(Table, tablename="conversation_read"):
+    """How far one agent has read one conversation: the unread count in the inbox is measured from it."""
+
+    id = Serial(primary_key=True)
+    project = ForeignKey(Project, on_delete=OnDelete.cascade, null=False)
+    conversation = ForeignKey(Conversation, on_delete=OnDelete.cascade, null=False)
+    user = ForeignKey(User, on_delete=OnDelete.cascade, null=False)
+    seq = Integer(default=0)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    unique_conversation_user = Unique([conversation, user])
 
 
 class CannedReply(Table, tablename="canned_reply"):

@@ -31,6 +31,49 @@ class VisitorView(msgspec.Struct):
     metadata: dict[str, Any] = {}
 
 
+class PageVisit(msgspec.Struct):
+    """One navigation the widget reported (``navigate``)."""
+
+    url: str
+    title: str
+    at: float
+    """Unix time."""
+
+
+class VisitorDeviceView(msgspec.Struct):
+    """What the widget reported of the visitor's browser (``visitor:info``), the user agent parsed."""
+
+    browser: str
+    os: str
+    language: str
+    timezone: str
+    screen: str
+    user_agent: str
+    at: float
+
+
+class ConversationSummary(msgspec.Struct):
+    id: int
+    status: Status
+    created_at: datetime
+    last_message_at: datetime | None
+    last_message_preview: str
+    last_seq: int
+
+
+class VisitorProfile(msgspec.Struct):
+    """The inbox's side panel: who the visitor is, where they went, on what, and what came before."""
+
+    visitor: VisitorView
+    verified: bool
+    """Identified with a valid signature (an external id is only ever stored when signed)."""
+    device: VisitorDeviceView | None
+    trail: list[PageVisit]
+    """The last 20 pages, newest first."""
+    conversations: list[ConversationSummary]
+    """The visitor's conversations, newest first (at most 20)."""
+
+
 class VisitorPage(msgspec.Struct):
     items: list[VisitorView]
     next_cursor: str | None
@@ -41,6 +84,7 @@ class ConversationVisitor(msgspec.Struct):
     uid: str
     name: str | None
     live: VisitorLive
+    email: str | None = None
 
 
 class ConversationView(msgspec.Struct):
@@ -52,6 +96,33 @@ class ConversationView(msgspec.Struct):
     last_message_at: datetime | None
     created_at: datetime
     visitor: ConversationVisitor
+    last_message_preview: str = ""
+    """The start of the newest message, private notes included (agents only see this)."""
+    last_message_kind: Literal["visitor", "agent", "note", "system", ""] = ""
+    waiting_since: datetime | None = None
+    """When the visitor's oldest unanswered message came; null when an agent answered last."""
+    snoozed_until: datetime | None = None
+    unread_count: int = 0
+    """Messages after the calling agent's read mark (0 for callers that are not agents)."""
+    visitor_read_seq: int = 0
+    """The visitor has read up to this seq: the "read" mark on agents' messages."""
+
+
+class StatusCounts(msgspec.Struct):
+    all: int = 0
+    mine: int = 0
+    unassigned: int = 0
+
+
+class ConversationCounts(msgspec.Struct):
+    """How many conversations each inbox filter holds (search not applied), and my unread total."""
+
+    open: StatusCounts
+    pending: StatusCounts
+    snoozed: StatusCounts
+    resolved: StatusCounts
+    unread_total: int
+    """Unread messages in open and pending conversations that are mine or unassigned (the tab title)."""
 
 
 class ConversationPage(msgspec.Struct):

@@ -16,6 +16,7 @@ class EventType(StrEnum):
     CONVERSATION_UPDATED = "conversation.updated"
     CONVERSATION_READ = "conversation.read"
     VISITOR_NAVIGATED = "visitor.navigated"
+    VISITOR_UPDATED = "visitor.updated"
     PRESENCE_CHANGED = "presence.changed"
     TYPING_STARTED = "typing.started"
     TYPING_STOPPED = "typing.stopped"

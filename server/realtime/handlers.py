@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 import msgspec
 
+from server.chat.device import VisitorInfoIn
 from server.chat.queries import list_messages
 from server.chat.services import mark_read
 from server.errors import DomainError
@@ -153,6 +154,18 @@ async def on_navigate(
     return {"ok": True}
 
 
+async def on_visitor_info(
+    services: Services, conn: Connection, session: NamespaceSession, args: list[Any]
+) -> Any:
+    """The widget reports the visitor's browser; the server parses the user agent and keeps it."""
+    principal = session.principal
+    if not isinstance(principal, VisitorPrincipal):
+        raise EventError("unknown_event", "visitor:info is a visitor event")
+    payload = decode(args, VisitorInfoIn)
+    device = await services.presence.report_device(principal.project_id, principal.visitor_uid, payload)
+    return {"ok": True, "browser": device.browser, "os": device.os}
+
+
 async def on_read(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
     """A read mark goes through the chat service (the one write path); its ``conversation.read``
     event reaches the sockets through the outbox like any durable event."""
@@ -260,6 +273,7 @@ HANDLERS: dict[str, dict[str, Handler]] = {
         "message:send": on_send,
         "typing": on_typing,
         "navigate": on_navigate,
+        "visitor:info": on_visitor_info,
         "read": on_read,
         "sync": on_sync,
         "rtt": on_rtt,

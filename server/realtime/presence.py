@@ -32,6 +32,7 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
+from server.chat.device import VisitorDevice, VisitorInfoIn, device_of
 from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
 from server.redis_client import Keys
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 Kind = Literal["visitor", "agent"]
 Status = Literal["online", "away", "offline"]
 LOCATION_TTL_SECONDS = 3600
+TRAIL_LENGTH = 20
+VISITOR_STATE_TTL_SECONDS = 30 * 86_400
+"""Page trail and device of a visitor outlive the visit: the side panel shows them afterwards."""
 STATUS_TTL_SECONDS = 86_400
 SWEEP_BATCH = 500
 JOIN_BATCH = 1000
@@ -269,12 +273,14 @@ class Presence:
     async def navigate(self, project_id: int, visitor_uid: str, url: str, title: str) -> None:
         """Record the page a visitor is on (with a TTL) and tell the project's agents."""
         at = time.time()
-        location = Location(url=url, title=title, at=at)
-        await self._redis.set(
-            Keys.visitor_location(project_id, visitor_uid),
-            msgspec.json.encode(location),
-            ex=LOCATION_TTL_SECONDS,
-        )
+        location = msgspec.json.encode(Location(url=url, title=title, at=at))
+        trail = Keys.visitor_trail(project_id, visitor_uid)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(Keys.visitor_location(project_id, visitor_uid), location, ex=LOCATION_TTL_SECONDS)
+            pipe.lpush(trail, location)
+            pipe.ltrim(trail, 0, TRAIL_LENGTH - 1)
+            pipe.expire(trail, VISITOR_STATE_TTL_SECONDS)
+            await pipe.execute()
         await self._publish(
             Envelope(
                 type=EventType.VISITOR_NAVIGATED,
@@ -283,6 +289,24 @@ class Presence:
                 data={"visitor_uid": visitor_uid, "url": url, "title": title},
             )
         )
+
+    async def report_device(self, project_id: int, visitor_uid: str, info: VisitorInfoIn) -> VisitorDevice:
+        """Store what the widget reports of the visitor's browser (parsed) and tell the agents."""
+        device = device_of(info, time.time())
+        await self._redis.set(
+            Keys.visitor_device(project_id, visitor_uid),
+            msgspec.json.encode(device),
+            ex=VISITOR_STATE_TTL_SECONDS,
+        )
+        await self._publish(
+            Envelope(
+                type=EventType.VISITOR_UPDATED,
+                project_id=project_id,
+                at=device.at,
+                data={"visitor_uid": visitor_uid, "device": msgspec.to_builtins(device)},
+            )
+        )
+        return device
 
     async def _announce(self, subject: Subject, status: Status) -> None:
         data: dict[str, Any] = {"kind": subject.kind, "status": status}

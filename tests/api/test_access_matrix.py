@@ -153,8 +153,18 @@ CALLS: dict[tuple[str, str], Call] = {
         P + "/visitors/{visitor_id}",
         check=lambda w, a, b: expect((b["id"], b["name"]), (w.ids["visitor_id"], "Vera")),
     ),
+    ("GET", P + "/visitors/{visitor_id}/profile"): Call(
+        P + "/visitors/{visitor_id}/profile",
+        check=lambda w, a, b: expect(
+            (b["visitor"]["id"], [c["id"] for c in b["conversations"]]),
+            (w.ids["visitor_id"], [w.ids["conversation_id"]]),
+        ),
+    ),
     ("GET", P + "/conversations"): Call(
         P + "/conversations", check=lambda w, a, b: expect(_ids(b["items"]), [w.ids["conversation_id"]])
+    ),
+    ("GET", P + "/conversations/counts"): Call(
+        P + "/conversations/counts", check=lambda w, a, b: expect(b["open"]["all"], 1)
     ),
     ("GET", C): Call(C, check=_conversation),
     ("GET", C + "/messages"): Call(

@@ -9,7 +9,7 @@ from litestar import Request, get
 from server.api.access import project_role
 from server.api.params import Cursor, Limit, ProjectId, VisitorId
 from server.chat import queries
-from server.chat.views import VisitorPage, VisitorView
+from server.chat.views import VisitorPage, VisitorProfile, VisitorView
 from server.tenancy.access import ProjectRole
 from server.web_state import redis_of
 
@@ -32,4 +32,15 @@ async def get_visitor(
     return await queries.get_visitor(redis_of(request.app), project_id, visitor_id)
 
 
-route_handlers = [list_visitors, get_visitor]
+@get(
+    "/projects/{project_id:int}/visitors/{visitor_id:int}/profile",
+    opt=project_role(ProjectRole.AGENT),
+    summary="A visitor with device, page trail (last 20) and conversations: the inbox side panel",
+)
+async def visitor_profile(
+    request: Request[Any, Any, Any], project_id: ProjectId, visitor_id: VisitorId
+) -> VisitorProfile:
+    return await queries.visitor_profile(redis_of(request.app), project_id, visitor_id)
+
+
+route_handlers = [list_visitors, get_visitor, visitor_profile]
