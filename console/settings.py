@@ -1,0 +1,108 @@
+"""Project settings (managers): name, allowed origins, widget appearance.
+
+Every change goes through :func:`server.tenancy.services.update_project` with the REST API's own
+:class:`ProjectUpdate`, so the origin rule, the limits and the widget-cache invalidation are the
+API's; a refused value comes back as an inline error next to its field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get, post
+
+from console.flash import done
+from console.forms import convert, field_errors, form_data
+from console.render import Page, render
+from console.shell import CurrentViewer, Need, needs
+from server.errors import DomainError
+from server.tenancy import services
+from server.tenancy.schemas import ProjectUpdate
+from server.tenancy.tables import Project
+from server.web_state import redis_of
+
+TEMPLATE = "console/settings.html"
+
+
+def settings_path(project_id: int) -> str:
+    return f"/console/projects/{project_id}/settings"
+
+
+async def _page(
+    request: Request[Any, Any, Any],
+    project: Project,
+    *,
+    form: str = "",
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> Page:
+    context = {
+        "section": "settings",
+        "project": project,
+        "form": form,
+        "errors": errors or {},
+        "values": values or {},
+    }
+    return render(request, TEMPLATE, context, status_code=status_code)
+
+
+@get("/projects/{project_id:int}/settings", name="console:settings", opt=needs(Need.MANAGER))
+async def settings_page(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+    return await _page(request, await services.get_project(project_id))
+
+
+async def _update(
+    request: Request[Any, Any, Any], project_id: int, form: str, values: dict[str, Any], message: str
+) -> Any:
+    try:
+        changes = convert(values, ProjectUpdate)
+        await services.update_project(redis_of(request.app), project_id, changes)
+    except DomainError as error:
+        project = await services.get_project(project_id)
+        shown = {key: value for key, value in values.items() if isinstance(value, str)}
+        return await _page(
+            request, project, form=form, errors=field_errors(error), values=shown, status_code=422
+        )
+    return done(request, settings_path(project_id), message)
+
+
+@post("/projects/{project_id:int}/settings/general", opt=needs(Need.MANAGER))
+async def save_general(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+    data = await form_data(request)
+    return await _update(
+        request, project_id, "general", {"name": data.get("name", "")}, "Project name saved."
+    )
+
+
+@post("/projects/{project_id:int}/settings/appearance", opt=needs(Need.MANAGER))
+async def save_appearance(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+    data = await form_data(request)
+    values = {name: data.get(name, "") for name in ("widget_color", "greeting_text", "offline_text")}
+    return await _update(request, project_id, "appearance", values, "Widget appearance saved.")
+
+
+@post("/projects/{project_id:int}/settings/origins/add", opt=needs(Need.MANAGER))
+async def add_origin(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+    data = await form_data(request)
+    origin = data.get("origin", "")
+    project = await services.get_project(project_id)
+    if not origin.strip():
+        error = {"allowed_origins": "Type an origin such as https://shop.example", "form": "Nothing to add."}
+        return await _page(request, project, form="origins", errors=error, values=data, status_code=422)
+    origins = [*(project.allowed_origins or []), origin]
+    result = await _update(request, project_id, "origins", {"allowed_origins": origins}, "Origin added.")
+    if isinstance(result, Page):
+        result.context["values"] = {"origin": origin}
+    return result
+
+
+@post("/projects/{project_id:int}/settings/origins/remove", opt=needs(Need.MANAGER))
+async def remove_origin(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+    data = await form_data(request)
+    project = await services.get_project(project_id)
+    origins = [origin for origin in (project.allowed_origins or []) if origin != data.get("origin")]
+    return await _update(request, project_id, "origins", {"allowed_origins": origins}, "Origin removed.")
+
+
+route_handlers = [settings_page, save_general, save_appearance, add_origin, remove_origin]
