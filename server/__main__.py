@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 
@@ -35,12 +36,19 @@ def _migrate(args: argparse.Namespace) -> str:
 def _createadmin(args: argparse.Namespace) -> str:
     from server.accounts.commands import createadmin, read_password
     from server.database import connection_pool
+    from server.redis_client import make_redis
+    from server.settings import load_redis_settings
 
     password = read_password(stdin_is_tty=sys.stdin.isatty())
 
     async def run() -> str:
-        async with connection_pool():
-            return await createadmin(args.email, password, name=args.name, reset=args.reset)
+        # Redis too: a --reset ends the user's console sessions with the password.
+        redis = make_redis(load_redis_settings(os.environ))
+        try:
+            async with connection_pool():
+                return await createadmin(redis, args.email, password, name=args.name, reset=args.reset)
+        finally:
+            await redis.aclose()
 
     return asyncio.run(run())
 

@@ -142,6 +142,13 @@ def load_database_settings(env: Mapping[str, str]) -> DatabaseSettings:
     )
 
 
+def load_redis_settings(env: Mapping[str, str]) -> RedisSettings:
+    return RedisSettings(
+        url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+        max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", 64, low=2, high=10_000),
+    )
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build settings from a mapping (the environment in production, a dict in tests)."""
     secret_key = _require(env, "SECRET_KEY")
@@ -152,10 +159,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     return Settings(
         database=load_database_settings(env),
-        redis=RedisSettings(
-            url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
-            max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", 64, low=2, high=10_000),
-        ),
+        redis=load_redis_settings(env),
         web=ListenSettings(
             host=env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
             port=_port(env, "WEB_PORT", 8000),

@@ -140,8 +140,15 @@ async def test_logout_ends_the_session(client: httpx.AsyncClient) -> None:
     home = await client.get("/console/")
     token = re.search(r'name="_csrf_token" value="([^"]+)"', home.text)
     assert token
+    cookies = dict(client.cookies.items())
     await client.post("/console/logout", data={"_csrf_token": token.group(1)}, follow_redirects=False)
     assert (await client.get("/admin/api/tables/")).status_code == 401
+    # The server refuses the old cookies sent again, not only the client that dropped them.
+    client.cookies.clear()
+    replay = "; ".join(f"{name}={cookies[name]}" for name in ("parley_session", "id"))
+    assert (await client.get("/admin/api/tables/", headers={"cookie": replay})).status_code == 401
+    page = await client.get("/admin/", headers={**HTML, "cookie": replay}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/console/login")
 
 
 async def test_login_never_redirects_off_site(client: httpx.AsyncClient) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import getpass
 import sys
 
+from redis.asyncio import Redis
+
 from server.accounts import services
 from server.accounts.tables import User
 from server.errors import DomainError
@@ -27,7 +29,7 @@ def read_password(*, stdin_is_tty: bool) -> str:
     return first
 
 
-async def createadmin(email: str, password: str, *, name: str = "", reset: bool = False) -> str:
+async def createadmin(redis: Redis, email: str, password: str, *, name: str = "", reset: bool = False) -> str:
     """Create a global admin, or with ``reset`` turn an existing user into one with this password."""
     normalized = services.normalize_email(email)
     existing = await User.objects().where(User.email == normalized).first()
@@ -39,7 +41,7 @@ async def createadmin(email: str, password: str, *, name: str = "", reset: bool 
             raise CommandError(
                 f"user {normalized} already exists (add --reset to make them an admin with this password)"
             )
-        await services.set_password(existing.id, password)
+        await services.set_password(redis, existing.id, password)
         await services.set_global_role(existing.id, User.GlobalRole.ADMIN)
         await User.update({User.active: True}).where(User.id == existing.id)
         return f"reset admin {normalized}"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+from redis.asyncio import Redis
+
 from server.accounts import passwords
+from server.accounts.sessions import destroy_user_sessions
 from server.accounts.tables import User
 from server.errors import Conflict, Invalid
 
@@ -71,9 +74,12 @@ async def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-async def set_password(user_id: int, password: str) -> None:
+async def set_password(redis: Redis, user_id: int, password: str) -> None:
+    """Change a password and end every console session of the user: whoever held one with the
+    old password (a stolen cookie, a forgotten browser) must sign in again."""
     check_new_password(password)
     await User.update({User.password: passwords.hash_password(password)}).where(User.id == user_id)
+    await destroy_user_sessions(redis, user_id)
 
 
 async def set_global_role(user_id: int, role: User.GlobalRole) -> None:

@@ -171,7 +171,7 @@ async def accept_invite(redis: Redis, token: str, password: str) -> User:
     if raw is None:
         raise NotFound("This link is unknown, used or expired.", code="invite_invalid")
     user_id = int(raw)
-    await accounts.set_password(user_id, password)
+    await accounts.set_password(redis, user_id, password)
     await User.update({User.active: True}).where(User.id == user_id)
     user: User | None = await User.objects().where(User.id == user_id).first()
     assert user is not None

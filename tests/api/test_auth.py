@@ -8,6 +8,7 @@ import httpx
 from redis.asyncio import Redis
 
 from server.accounts.tokens import verify
+from server.redis_client import Keys
 from server.tenancy.tables import ApiKey
 from tests import factories as f
 from tests.api.world import build_world
@@ -33,8 +34,13 @@ async def test_login_session_csrf_and_logout(client: httpx.AsyncClient) -> None:
     assert accepted.status_code == 201, accepted.text
     assert (await client.get("/api/v1/auth/session")).json()["csrf_token"] == csrf
 
+    token = client.cookies["parley_session"]
     assert (await client.post("/api/v1/auth/logout")).status_code == 204
     assert (await client.get("/api/v1/users/me")).status_code == 401
+    # Not only the client's jar: the server refuses the old cookie sent again.
+    client.cookies.clear()
+    replay = await client.get("/api/v1/users/me", headers={"cookie": f"parley_session={token}"})
+    assert replay.status_code == 401
 
 
 async def test_wrong_password_is_401_and_rate_limited_per_email(client: httpx.AsyncClient) -> None:
@@ -158,6 +164,15 @@ async def test_realtime_token_is_signed_and_short_lived(client: httpx.AsyncClien
 async def test_deactivated_user_loses_sessions_and_keys(client: httpx.AsyncClient, redis: Redis) -> None:
     world = await build_world()
     agent_id = world.users["agent"].id
+    login = await client.post(
+        "/api/v1/auth/login", json={"email": "agent@example.com", "password": f.DEFAULT_PASSWORD}
+    )
+    cookie = {"cookie": f"parley_session={login.cookies['parley_session']}"}
+    client.cookies.clear()  # every request below carries exactly the credentials it names
+    assert (await client.get("/api/v1/users/me", headers=cookie)).status_code == 200
+    assert (await client.get("/api/v1/users/me", headers=world.headers("agent"))).status_code == 200
     response = await client.post(f"/api/v1/users/{agent_id}/deactivate", headers=world.headers("admin"))
     assert response.status_code == 200 and response.json()["active"] is False
     assert (await client.get("/api/v1/users/me", headers=world.headers("agent"))).status_code == 401
+    assert (await client.get("/api/v1/users/me", headers=cookie)).status_code == 401
+    assert not await redis.exists(Keys.user_sessions(agent_id))
