@@ -165,6 +165,15 @@ class Keys:
         """online / away of one visitor or agent."""
         return f"{PREFIX}:p:{project_id}:presence:{kind}:{subject_id}:status"
 
+    AGENT_ACTIVITY = f"{PREFIX}:presence:agent-activity"
+    """Sorted set of agents (``project|agent|user``) scored by their last input in any tab (Unix s);
+    the presence sweeper turns those idle too long to away and drops them until they act again."""
+
+    @staticmethod
+    def agent_presence_choice(user_id: int) -> str:
+        """The status an agent chose (online / away / offline), applied to every project and tab."""
+        return f"{PREFIX}:agent:{user_id}:presence-choice"
+
     @staticmethod
     def realtime_node(node_id: str) -> str:
         """Channel of one realtime process, for events aimed at its sockets."""

@@ -56,3 +56,10 @@ async def clear_project_keys(ctx: WorkerContext, *, project_id: int) -> dict[str
     from server.tenancy.services import clear_project_keys as clear
 
     return {"removed": await clear(ctx["redis"], project_id)}
+
+
+async def reopen_snoozed(ctx: WorkerContext) -> dict[str, int]:
+    """Cron: reopen the snoozed conversations whose time has come."""
+    from server.chat.services import reopen_due_snoozes
+
+    return {"reopened": await reopen_due_snoozes()}

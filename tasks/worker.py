@@ -31,7 +31,7 @@ from server.database import connection_pool, engine
 from server.outbox.relay import FastPublisher, OutboxRelay
 from server.redis_client import Keys, make_redis
 from server.settings import Settings, SettingsError, configure_logging, get_settings
-from tasks.jobs import clear_project_keys, persist_messages
+from tasks.jobs import clear_project_keys, persist_messages, reopen_snoozed
 
 HEARTBEAT_TTL_SECONDS = 60
 SAQ_SWEEP_SECONDS = 60
@@ -172,8 +172,12 @@ def build_settings(
 
     return {
         "queue": make_queue(settings.redis, concurrency=concurrency),
-        "functions": [heartbeat, persist_messages, clear_project_keys],
-        "cron_jobs": [CronJob(heartbeat, cron="* * * * * */5", unique=True)],
+        "functions": [heartbeat, persist_messages, clear_project_keys, reopen_snoozed],
+        "cron_jobs": [
+            CronJob(heartbeat, cron="* * * * * */5", unique=True),
+            # Snoozes end within 5 s of their time; the job is one indexed query when none is due.
+            CronJob(reopen_snoozed, cron="* * * * * */5", unique=True),
+        ],
         "concurrency": concurrency,
         "startup": make_startup(options or PipelineOptions()),
         "shutdown": shutdown,

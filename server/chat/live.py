@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import hiredis
 import msgspec
@@ -103,3 +103,32 @@ async def visitor_activity(
         except msgspec.DecodeError:
             device = None
     return trail, device
+
+
+AgentStatus = Literal["online", "away", "offline"]
+
+
+async def agent_statuses(redis: Redis, project_id: int, user_ids: Sequence[int]) -> dict[int, AgentStatus]:
+    """Each agent's presence in a project, for managers (the members page) and routing.
+
+    ``online`` / ``away`` while at least one of the agent's tabs is connected (``away``: chosen,
+    or no input for the idle time); ``offline`` when none is (after the gateway's grace period)
+    or when the agent chose to appear offline. One round trip: a ZMSCORE and an MGET, pipelined.
+    """
+    unique = list(dict.fromkeys(user_ids))
+    if not unique:
+        return {}
+    members = [str(user_id) for user_id in unique]
+    statuses, scores = await _mget_and_zmscore(
+        redis,
+        [Keys.presence_status(project_id, "agent", member) for member in members],
+        Keys.agent_presence(project_id),
+        members,
+    )
+    now = time.time()
+    result: dict[int, AgentStatus] = {}
+    for user_id, raw, score in zip(unique, statuses, scores, strict=True):
+        status = raw.decode() if isinstance(raw, bytes) else raw
+        present = score is not None and float(score) > now
+        result[user_id] = status if present and status in ("online", "away") else "offline"  # type: ignore[assignment]
+    return result

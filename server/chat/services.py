@@ -7,6 +7,7 @@ go through here: they take the queued path in :mod:`server.chat.sending`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -15,7 +16,7 @@ from server.chat.tables import Conversation
 from server.database import engine
 from server.errors import Forbidden, Invalid, NotFound
 from server.outbox.events import EventType
-from server.outbox.record import record_event
+from server.outbox.record import NewEvent, record_event, record_events
 from server.tenancy.access import Actor, ProjectRole, can_write, has_project_role, role_in
 from server.tenancy.tables import ProjectMember
 
@@ -84,9 +85,10 @@ async def change_status(
         row = await _lock(project_id, conversation_id)
         if row["status"] == new_status.value:
             return _state(row)
-        await Conversation.update({Conversation.status: new_status.value}).where(
-            Conversation.id == conversation_id
-        )
+        # Leaving "snoozed" by hand forgets the alarm; snoozing without a time waits for the visitor.
+        await Conversation.update(
+            {Conversation.status: new_status.value, Conversation.snoozed_until: None}
+        ).where(Conversation.id == conversation_id)
         state = _state(row, status=new_status.value)
         await record_event(
             EventType.CONVERSATION_STATUS_CHANGED,
@@ -227,3 +229,82 @@ async def set_priority(actor: Actor, project_id: int, conversation_id: int, prio
             data={**msgspec.to_builtins(_state(row)), "priority": priority, "changed_by": actor.user_id},
         )
     return priority
+
+
+SNOOZE_BATCH = 500
+
+
+async def snooze(
+    actor: Actor, project_id: int, conversation_id: int, until: datetime, *, now: datetime | None = None
+) -> ConversationState:
+    """Snooze a conversation until ``until``: the worker's sweep reopens it then (or the visitor
+    reopens it by writing). Records ``conversation.status_changed`` with ``snoozed_until``."""
+    _require_agent(actor, project_id)
+    if until.tzinfo is None:
+        raise Invalid("snoozed_until needs a time zone.", fields={"snoozed_until": "naive"})
+    if until <= (now or datetime.now(UTC)):
+        raise Invalid("snoozed_until must be in the future.", fields={"snoozed_until": "in the past"})
+    async with engine().transaction():
+        row = await _lock(project_id, conversation_id)
+        await Conversation.update(
+            {Conversation.status: Conversation.Status.SNOOZED.value, Conversation.snoozed_until: until}
+        ).where(Conversation.id == conversation_id)
+        state = _state(row, status=Conversation.Status.SNOOZED.value)
+        await record_event(
+            EventType.CONVERSATION_STATUS_CHANGED,
+            project_id=project_id,
+            conversation_id=conversation_id,
+            data={
+                **msgspec.to_builtins(state),
+                "previous_status": row["status"],
+                "changed_by": actor.user_id,
+                "snoozed_until": until.timestamp(),
+            },
+        )
+    return state
+
+
+_DUE_SNOOZES = """
+SELECT c.id, c.project, c.status, c.assignee, c.last_seq, v.uid AS visitor_uid
+FROM conversation c JOIN visitor v ON v.id = c.visitor
+WHERE c.status = 'snoozed' AND c.snoozed_until <= now()
+ORDER BY c.snoozed_until LIMIT $1
+FOR UPDATE OF c SKIP LOCKED
+"""
+
+
+async def reopen_due_snoozes() -> int:
+    """Reopen every snoozed conversation whose time has come (the worker's cron job runs it).
+
+    Idempotent and safe with several workers (``SKIP LOCKED``); each reopening records
+    ``conversation.status_changed`` with ``reason: "snooze_ended"``. Returns how many it reopened.
+    """
+    async with engine().transaction():
+        connection: Any = engine().current_transaction.get().connection  # type: ignore[union-attr]
+        rows = await connection.fetch(_DUE_SNOOZES, SNOOZE_BATCH)
+        if not rows:
+            return 0
+        await connection.execute(
+            "UPDATE conversation SET status = 'open', snoozed_until = NULL WHERE id = ANY($1::int[])",
+            [row["id"] for row in rows],
+        )
+        await record_events(
+            [
+                NewEvent(
+                    type=EventType.CONVERSATION_STATUS_CHANGED,
+                    project_id=row["project"],
+                    conversation_id=row["id"],
+                    data={
+                        "id": row["id"],
+                        "status": Conversation.Status.OPEN.value,
+                        "assignee_id": row["assignee"],
+                        "last_seq": row["last_seq"],
+                        "visitor_uid": row["visitor_uid"],
+                        "previous_status": row["status"],
+                        "reason": "snooze_ended",
+                    },
+                )
+                for row in rows
+            ]
+        )
+    return len(rows)

@@ -8,6 +8,7 @@
 | ``REALTIME_PRESENCE_GRACE_MS`` | 5000 | a subject with no socket left goes offline only after this |
 | ``REALTIME_HEARTBEAT_MS`` | 10000 | how often a node refreshes its sockets' presence entries |
 | ``REALTIME_NODE_ID`` | random | names this process in Redis (visitor uid -> sockets with node) |
+| ``REALTIME_AGENT_IDLE_MS`` | 300000 | an agent with no input in any tab for this long turns away |
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class RealtimeConfig:
     presence_grace_ms: int = 5_000
     heartbeat_ms: int = 10_000
     node_id: str = ""
+    agent_idle_ms: int = 300_000
 
     @property
     def idle_timeout_seconds(self) -> int:
@@ -48,4 +50,5 @@ def load_realtime_config(env: Mapping[str, str] = os.environ) -> RealtimeConfig:
         presence_grace_ms=int_setting(env, "REALTIME_PRESENCE_GRACE_MS", 5_000, low=0, high=600_000),
         heartbeat_ms=int_setting(env, "REALTIME_HEARTBEAT_MS", 10_000, low=200, high=600_000),
         node_id=env.get("REALTIME_NODE_ID", "").strip() or "n" + secrets.token_hex(6),
+        agent_idle_ms=int_setting(env, "REALTIME_AGENT_IDLE_MS", 300_000, low=1000, high=86_400_000),
     )

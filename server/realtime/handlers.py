@@ -23,7 +23,7 @@ from server.errors import DomainError
 from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
 from server.realtime.connection import AgentPrincipal, Connection, NamespaceSession, VisitorPrincipal
-from server.realtime.presence import Presence, Subject
+from server.realtime.presence import Presence
 from server.realtime.store import ConversationOwner, Store
 
 MAX_SYNC_CONVERSATIONS = 50
@@ -72,7 +72,11 @@ class SendIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class PresenceIn(msgspec.Struct, forbid_unknown_fields=True):
-    status: Literal["online", "away"]
+    status: Literal["online", "away", "offline"]
+
+
+class ActivityIn(msgspec.Struct, forbid_unknown_fields=True):
+    pass
 
 
 def decode(args: list[Any], kind: type[T]) -> T:
@@ -249,11 +253,20 @@ async def on_presence(
     if not isinstance(principal, AgentPrincipal):
         raise EventError("unknown_event", "presence is an agent event")
     payload = decode(args, PresenceIn)
-    for project_id in principal.project_ids:
-        await services.presence.set_status(
-            Subject(project_id, "agent", str(principal.user_id)), payload.status
-        )
+    await services.presence.choose(principal.user_id, principal.project_ids, payload.status)
     return {"ok": True, "status": payload.status}
+
+
+async def on_activity(
+    services: Services, conn: Connection, session: NamespaceSession, args: list[Any]
+) -> Any:
+    """Input in an agent's tab (sent at most about once a minute): keeps them from turning away."""
+    principal = session.principal
+    if not isinstance(principal, AgentPrincipal):
+        raise EventError("unknown_event", "activity is an agent event")
+    decode(args, ActivityIn)
+    await services.presence.activity(principal.user_id, principal.project_ids)
+    return {"ok": True}
 
 
 async def on_rtt(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
@@ -284,6 +297,7 @@ HANDLERS: dict[str, dict[str, Handler]] = {
         "read": on_read,
         "sync": on_sync,
         "presence": on_presence,
+        "activity": on_activity,
         "rtt": on_rtt,
     },
 }

@@ -5,7 +5,11 @@ Subjects are a project's visitors (by uid) and agents (by user id). Keys, under 
 - ``p:<project>:presence:<kind>:<subject>:sockets``: sorted set, member ``<node>:<socket number>``,
   score = ms until which the entry is alive. This is "visitor uid -> socket ids with node".
 - ``p:<project>:presence:<kind>:<subject>:status``: ``online`` or ``away`` while the subject
-  counts as present (absent = offline). Changes of it are what ``presence.changed`` reports.
+  counts as present (absent = offline; an agent who chose to appear offline has ``offline``).
+  Changes of it are what ``presence.changed`` reports.
+- agents only: ``agent:<user>:presence-choice`` (what they chose: online / away / offline) and
+  ``presence:agent-activity`` (last input per agent and project): an agent online by choice
+  with no input in any tab for ``agent_idle_ms`` turns away, and back online on the next input.
 - :meth:`Keys.visitor_presence` / :meth:`Keys.agent_presence`: per-project sorted sets that the
   REST API reads in one ZMSCORE (member = subject, score = Unix seconds until which it is online).
 - ``presence:sockets``: every live socket entry of every node, scored by expiry, so any node
@@ -25,7 +29,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,6 +54,8 @@ SWEEP_BATCH = 500
 JOIN_BATCH = 1000
 
 ALL_SOCKETS = Keys.ALL_SOCKETS
+AGENT_ACTIVITY = Keys.AGENT_ACTIVITY
+CHOICE_TTL_SECONDS = 365 * 86_400
 PENDING = Keys.PRESENCE_PENDING
 
 # Drop dead entries, then if no socket is left clear the status and say what it was.
@@ -118,8 +124,10 @@ class Presence:
         grace_ms: int,
         ttl_ms: int,
         publish: Callable[[Envelope], Awaitable[None]],
+        agent_idle_ms: int = 300_000,
     ) -> None:
         self._redis = redis
+        self._agent_idle_ms = agent_idle_ms
         self._node_id = node_id
         self._grace_ms = grace_ms
         self._ttl_ms = ttl_ms
@@ -172,7 +180,21 @@ class Presence:
             results = await pipe.execute()
         for index, (subject, _) in enumerate(entries):
             if results[index * 5 + 4]:
-                await self._announce(subject, "online")
+                status: Status = "online"
+                if subject.kind == "agent":
+                    status = await self._arrive(subject)
+                if status != "offline":
+                    await self._announce(subject, status)
+
+    async def _arrive(self, subject: Subject) -> Status:
+        """An agent's first socket: take the status they chose, and start their idle clock."""
+        chosen = await self._redis.get(Keys.agent_presence_choice(int(subject.id)))
+        status: Status = "online"
+        if chosen is not None and _text(chosen) in ("away", "offline"):
+            status = _text(chosen)  # type: ignore[assignment]
+            await self._redis.set(subject.status_key, status, xx=True, ex=STATUS_TTL_SECONDS)
+        await self._redis.zadd(AGENT_ACTIVITY, {subject.encode(): time.time()})
+        return status
 
     async def disconnect(self, subject: Subject, number: int) -> None:
         """A socket left; the subject is re-counted after the grace period."""
@@ -185,11 +207,52 @@ class Presence:
             pipe.zadd(PENDING, {subject.encode(): due_ms}, gt=True)  # GT still adds new members
             await pipe.execute()
 
-    async def set_status(self, subject: Subject, status: Literal["online", "away"]) -> None:
-        """An agent says online or away; reported only when it changes (and only while present)."""
+    async def set_status(self, subject: Subject, status: Status) -> None:
+        """Set a present agent's status; reported only when it changes (and only while present)."""
         previous = await self._redis.set(subject.status_key, status, xx=True, get=True, ex=STATUS_TTL_SECONDS)
         if previous is not None and _text(previous) != status:
             await self._announce(subject, status)
+
+    async def choose(self, user_id: int, project_ids: Iterable[int], status: Status) -> None:
+        """An agent chooses online, away or offline (shown offline while connected).
+
+        The choice is kept (every tab and every later connection follows it); ``online`` means
+        "online while I am active": the idle sweep may still turn the agent away.
+        """
+        await self._redis.set(Keys.agent_presence_choice(user_id), status, ex=CHOICE_TTL_SECONDS)
+        now = time.time()
+        for project_id in project_ids:
+            subject = Subject(project_id, "agent", str(user_id))
+            await self._redis.zadd(AGENT_ACTIVITY, {subject.encode(): now})
+            await self.set_status(subject, status)
+
+    async def activity(self, user_id: int, project_ids: Iterable[int]) -> None:
+        """Input in one of the agent's tabs: restart the idle clock, and end an automatic away."""
+        chosen = await self._redis.get(Keys.agent_presence_choice(user_id))
+        automatic = chosen is None or _text(chosen) == "online"
+        now = time.time()
+        for project_id in project_ids:
+            subject = Subject(project_id, "agent", str(user_id))
+            await self._redis.zadd(AGENT_ACTIVITY, {subject.encode(): now})
+            if automatic:
+                await self.set_status(subject, "online")
+
+    async def _sweep_idle(self, now: float) -> None:
+        """Agents with no input for the idle time, online by choice, turn away (automatically)."""
+        idle = await self._redis.zrangebyscore(
+            AGENT_ACTIVITY, "-inf", now - self._agent_idle_ms / 1000, start=0, num=SWEEP_BATCH
+        )
+        for raw in idle:
+            text = _text(raw)
+            if await self._redis.zrem(AGENT_ACTIVITY, text) != 1:
+                continue  # another node claimed it
+            try:
+                subject = Subject.decode(text)
+            except ValueError:
+                continue
+            current = await self._redis.get(subject.status_key)
+            if current is not None and _text(current) == "online":
+                await self.set_status(subject, "away")
 
     async def heartbeat(self) -> None:
         """Refresh this node's entries so they outlive it by at most the TTL."""
@@ -247,8 +310,9 @@ class Presence:
             previous = await self._finalize(
                 keys=[subject.sockets_key, subject.status_key, subject.project_set], args=[now_ms, subject.id]
             )
-            if previous is not None:
+            if previous is not None and _text(previous) != "offline":
                 await self._announce(subject, "offline")
+        await self._sweep_idle(now_ms / 1000)
 
     async def run_sweeper(self, interval: float) -> None:
         while True:

@@ -92,6 +92,7 @@ class Process:
             grace_ms=self.config.presence_grace_ms,
             ttl_ms=self.config.presence_ttl_ms,
             publish=publish,
+            agent_idle_ms=self.config.agent_idle_ms,
         )
         services = Services(
             store=store, presence=presence, publish=publish, sender=self.sender, emit_with_ack=_unset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -14,6 +15,7 @@ from server.api.params import ConversationId, ProjectId
 from server.chat import queries, services
 from server.chat.schemas import MessageCreate, MessageKind, SendAck, SendMessage
 from server.chat.views import ConversationView, Status
+from server.errors import Invalid
 from server.tenancy.access import ProjectRole
 from server.web_state import redis_of, sender_of
 
@@ -26,6 +28,8 @@ class ConversationUpdate(msgspec.Struct, forbid_unknown_fields=True):
     status: Status | UnsetType = UNSET
     assignee_id: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | UnsetType | None = UNSET
     priority: Annotated[int, msgspec.Meta(ge=0, le=4)] | UnsetType = UNSET
+    snoozed_until: datetime | UnsetType = UNSET
+    """With ``status: "snoozed"`` (or alone): reopen at this time (ISO 8601 with a time zone)."""
 
 
 class ReadMark(msgspec.Struct, forbid_unknown_fields=True):
@@ -68,7 +72,13 @@ async def update_conversation(
     conversation_id: ConversationId,
     data: JSONBody[ConversationUpdate],
 ) -> ConversationView:
-    if not isinstance(data.status, UnsetType):
+    if not isinstance(data.snoozed_until, UnsetType):
+        if data.status not in (UNSET, "snoozed"):
+            raise Invalid(
+                "snoozed_until goes with status snoozed.", fields={"snoozed_until": "conflicts with status"}
+            )
+        await services.snooze(actor, project_id, conversation_id, data.snoozed_until)
+    elif not isinstance(data.status, UnsetType):
         await services.change_status(actor, project_id, conversation_id, data.status)
     if not isinstance(data.assignee_id, UnsetType):
         await services.assign(actor, project_id, conversation_id, data.assignee_id)

@@ -1,0 +1,97 @@
+"""Agent presence: chosen online / away / offline, automatic away when idle in every tab, offline
+after the last tab closes; what managers read (``agent_statuses``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from server.chat.live import agent_statuses
+from tests.api.world import build_world
+from tests.realtime.conftest import GatewayProcess, connected
+from tests.realtime.helpers import agent_auth
+
+pytestmark = pytest.mark.slow
+
+
+async def _eventually(check: Callable[[], Any], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_chosen_status_idle_away_and_offline_after_the_last_tab(
+    gateway_factory: Callable[..., GatewayProcess], settings: Any, redis: Redis
+) -> None:
+    gateway = gateway_factory(REALTIME_AGENT_IDLE_MS="1500")
+    world = await build_world()
+    project_id, agent = world.project.id, world.users["agent"].id
+    auth = agent_auth(settings, agent)
+
+    async def status_is(expected: str) -> bool:
+        return (await agent_statuses(redis, project_id, [agent]))[agent] == expected
+
+    assert await status_is("offline")
+    async with (
+        connected(
+            gateway, "/agent", agent_auth(settings, world.users["manager"].id), ["presence.changed"]
+        ) as (
+            _,
+            manager_rx,
+        ),
+        connected(gateway, "/agent", auth) as (tab1, _),
+        connected(gateway, "/agent", auth) as (tab2, _),
+    ):
+        await _eventually(lambda: status_is("online"))
+        # No input in any tab for the idle time: away, automatically.
+        await _eventually(lambda: status_is("away"))
+        assert await tab2.call("activity", {}, namespace="/agent") == {"ok": True}
+        assert await status_is("online"), "input in any tab ends an automatic away"
+
+        assert await tab1.call("presence", {"status": "offline"}, namespace="/agent") == {
+            "ok": True,
+            "status": "offline",
+        }
+        assert await status_is("offline"), "appear offline while connected"
+        await tab2.call("activity", {}, namespace="/agent")
+        assert await status_is("offline"), "activity does not override a chosen status"
+        await tab1.call("presence", {"status": "away"}, namespace="/agent")
+        assert await status_is("away")
+        await tab1.call("presence", {"status": "online"}, namespace="/agent")
+        assert await status_is("online")
+        bad = await tab1.call("presence", {"status": "busy"}, namespace="/agent")
+        assert bad["error"]["code"] == "invalid_payload"
+
+        mine = [
+            e["data"]["status"]
+            for e in manager_rx.named("presence.changed")
+            if e["data"].get("user_id") == agent
+        ]
+        assert mine[:2] == ["online", "away"] and "offline" in mine and mine[-1] == "online"
+
+        await tab1.disconnect()
+        await asyncio.sleep(0.3)
+        assert await status_is("online"), "another tab is still open"
+    # Both tabs closed: offline once the grace period (1 s in tests) is over.
+    await _eventually(lambda: status_is("offline"))
+
+
+async def test_a_chosen_status_survives_reconnecting(
+    gateway: GatewayProcess, settings: Any, redis: Redis
+) -> None:
+    world = await build_world()
+    project_id, agent = world.project.id, world.users["agent"].id
+    async with connected(gateway, "/agent", agent_auth(settings, agent)) as (tab, _):
+        await tab.call("presence", {"status": "away"}, namespace="/agent")
+    await _eventually(lambda: _is(redis, project_id, agent, "offline"))
+    async with connected(gateway, "/agent", agent_auth(settings, agent)):
+        await _eventually(lambda: _is(redis, project_id, agent, "away"))
+
+
+async def _is(redis: Redis, project_id: int, agent: int, expected: str) -> bool:
+    return (await agent_statuses(redis, project_id, [agent]))[agent] == expected
