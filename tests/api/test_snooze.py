@@ -8,7 +8,6 @@ import httpx
 
 from server.chat import services
 from server.chat.tables import Conversation
-from server.database import engine
 from server.outbox.tables import OutboxEvent
 from tests.api.world import build_world
 
@@ -28,9 +27,8 @@ async def test_snooze_until_a_time_then_the_sweep_reopens_it(client: httpx.Async
 
     assert await services.reopen_due_snoozes() == 0, "not yet"
     # Time passes (moved in the database: no sleeping in tests).
-    conversation_id = world.ids["conversation_id"]
-    await engine().run_ddl(
-        f"UPDATE conversation SET snoozed_until = now() - interval '1 second' WHERE id = {conversation_id}"
+    await Conversation.update({Conversation.snoozed_until: datetime.now(UTC) - timedelta(seconds=1)}).where(
+        Conversation.id == world.ids["conversation_id"]
     )
     assert await services.reopen_due_snoozes() == 1
     assert await services.reopen_due_snoozes() == 0, "idempotent"
