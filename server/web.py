@@ -23,12 +23,14 @@ from console.errors import console_not_found
 from console.render import configure_templates
 from console.routes import console_router
 from console.security import CONSOLE_PREFIX, console_headers_hook
+from server.api.demo import demo_page
 from server.api.errors import exception_handlers, http_error_handler
 from server.api.health import healthz, readyz
 from server.api.json_body import JSONRequest
 from server.api.openapi import openapi_config
 from server.api.v1.router import v1_router
 from server.api.widget import widget_router
+from server.api.widget_assets import widget_loader, widget_module
 from server.queue import make_queue
 from server.settings import Settings, configure_logging, get_settings
 from server.web_state import lifespan
@@ -66,6 +68,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             readyz,
             v1_router,
             widget_router,
+            widget_loader,
+            widget_module,
+            demo_page,
             console_router,
             *admin_routes(SimpleNamespace(queue=queue), production=settings.security.secure_cookies),
             create_static_files_router(

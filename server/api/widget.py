@@ -8,10 +8,11 @@ without credentials, and the real origin check happens per project inside the ha
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Router, get, post
+from litestar import Request, Router, get, patch, post
 from litestar.middleware import DefineMiddleware
 from litestar.params import JSONBody
 from litestar.types import ASGIApp, Receive
@@ -24,7 +25,16 @@ from server.chat.identity import IdentityClaim, verify_identity
 from server.chat.schemas import MessageKind, SendAck, SendMessage, WidgetMessageCreate
 from server.chat.tables import Conversation
 from server.chat.views import MessageView, Status
-from server.chat.visitors import check_origin, open_visit, project_by_public_key, visitor_by_uid
+from server.chat.visitors import (
+    agent_names,
+    agents_online,
+    check_origin,
+    open_visit,
+    project_by_public_key,
+    update_visitor_profile,
+    visitor_by_uid,
+    visitor_profile,
+)
 from server.errors import Unauthorized
 from server.ratelimit import Limit, enforce
 from server.web_state import redis_of, sender_of, settings_of
@@ -45,6 +55,16 @@ class WidgetSettings(msgspec.Struct):
     color: str
     greeting_text: str
     offline_text: str
+    launcher_position: str
+    """``right`` or ``left``: the bottom corner of the page."""
+    prechat_fields: list[str]
+    """``name`` / ``email``: asked before the first message (empty: nothing)."""
+
+
+class VisitorProfileView(msgspec.Struct):
+    name: str | None
+    email: str | None
+    verified: bool
 
 
 class SessionView(msgspec.Struct):
@@ -54,6 +74,11 @@ class SessionView(msgspec.Struct):
     """For the socket gateway's /visitor namespace and this API's other routes."""
     expires_at: int
     widget: WidgetSettings
+    realtime_url: str
+    """The socket gateway the widget connects to (``/visitor`` namespace)."""
+    agents_online: bool
+    """Someone of the project's agents is connected now."""
+    visitor: VisitorProfileView
 
 
 class VisitorConversation(msgspec.Struct):
@@ -78,7 +103,9 @@ async def open_session(request: Request[Any, Any, Any], data: JSONBody[SessionRe
     check_origin(project, request.headers.get("origin"))
     identity = verify_identity(data.identity, project.identity_secret, enforce=project.enforce_identity)
     visitor = await open_visit(project.id, data.visitor_uid, identity)
-    token, claims = visitor_token(project.id, visitor.uid, settings_of(request.app).security.secret_key)
+    settings = settings_of(request.app)
+    token, claims = visitor_token(project.id, visitor.uid, settings.security.secret_key)
+    profile = await visitor_profile(project.id, visitor.uid)
     return SessionView(
         visitor_uid=visitor.uid,
         token=token,
@@ -88,7 +115,12 @@ async def open_session(request: Request[Any, Any, Any], data: JSONBody[SessionRe
             color=project.widget_color,
             greeting_text=project.greeting_text,
             offline_text=project.offline_text,
+            launcher_position=project.launcher_position,
+            prechat_fields=project.prechat_fields,
         ),
+        realtime_url=settings.realtime.public_url,
+        agents_online=await agents_online(redis, project.id),
+        visitor=VisitorProfileView(name=profile.name, email=profile.email, verified=profile.verified),
     )
 
 
@@ -147,6 +179,94 @@ async def send_visitor_message(
     return await sender_of(request.app).send(command)
 
 
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+AttributeValue = Annotated[str, msgspec.Meta(max_length=500)] | int | float | bool | None
+
+
+class ProfileUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """The pre-chat form and ``Parley.setAttributes``: only the fields present change."""
+
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    email: Email | None = None
+    attributes: (
+        Annotated[
+            dict[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], AttributeValue],
+            msgspec.Meta(max_length=50),
+        ]
+        | None
+    ) = None
+
+
+class ContactRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """The offline form: "leave your e-mail" while no agent is online."""
+
+    email: Email
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    message: Annotated[str, msgspec.Meta(max_length=5000)] = ""
+    client_msg_id: uuid.UUID | None = None
+
+
+class Availability(msgspec.Struct):
+    agents_online: bool
+
+
+class AgentView(msgspec.Struct):
+    id: int
+    name: str
+
+
+class AgentList(msgspec.Struct):
+    items: list[AgentView]
+
+
+def _visitor_of(request: Request[Any, Any, Any]) -> tuple[int, str]:
+    claims = visitor_claims(request)
+    assert claims.project_id is not None and claims.visitor_uid is not None
+    return claims.project_id, claims.visitor_uid
+
+
+@patch("/visitor", opt=public(), summary="What the visitor says of themselves: name, e-mail, attributes")
+async def update_visitor(
+    request: Request[Any, Any, Any], data: JSONBody[ProfileUpdate]
+) -> VisitorProfileView:
+    """Never changes a verified (signed) visitor's name or e-mail; attributes merge (null removes)."""
+    project_id, uid = _visitor_of(request)
+    profile = await update_visitor_profile(
+        project_id, uid, name=data.name, email=data.email, attributes=data.attributes
+    )
+    return VisitorProfileView(name=profile.name, email=profile.email, verified=profile.verified)
+
+
+@post("/contact", opt=public(), status_code=202, summary="Leave an e-mail address while nobody is online")
+async def leave_contact(request: Request[Any, Any, Any], data: JSONBody[ContactRequest]) -> SendAck:
+    """Kept on the visitor, and sent as the visitor's message so that agents find it in the inbox."""
+    project_id, uid = _visitor_of(request)
+    await update_visitor_profile(project_id, uid, name=data.name, email=data.email)
+    body = data.message.strip() or "(left an e-mail address)"
+    command = SendMessage(
+        kind=MessageKind.VISITOR,
+        project_id=project_id,
+        visitor_uid=uid,
+        body=f"{body}\n\nE-mail: {data.email}",
+        client_msg_id=data.client_msg_id,
+    )
+    return await sender_of(request.app).send(command)
+
+
+@get("/availability", opt=public(), summary="Whether an agent is online now")
+async def availability(request: Request[Any, Any, Any]) -> Availability:
+    project_id, _ = _visitor_of(request)
+    return Availability(agents_online=await agents_online(redis_of(request.app), project_id))
+
+
+@get("/agents", opt=public(), summary="Display names of the project's agents, for their messages")
+async def agents(request: Request[Any, Any, Any]) -> AgentList:
+    project_id, _ = _visitor_of(request)
+    return AgentList(
+        items=[AgentView(id=agent.id, name=agent.name) for agent in await agent_names(project_id)]
+    )
+
+
 class WidgetCORS:
     """CORS for the widget API: any origin, no credentials; preflights answered here."""
 
@@ -162,7 +282,7 @@ class WidgetCORS:
         if scope["method"] == "OPTIONS" and origin:
             headers = [
                 *cors,
-                (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                (b"access-control-allow-methods", b"GET, POST, PATCH, OPTIONS"),
                 (b"access-control-allow-headers", b"authorization, content-type"),
                 (b"access-control-max-age", b"600"),
             ]
@@ -180,7 +300,17 @@ class WidgetCORS:
 
 widget_router = Router(
     path="/api/widget/v1",
-    route_handlers=document_errors([open_session, my_conversations, send_visitor_message]),
+    route_handlers=document_errors(
+        [
+            open_session,
+            my_conversations,
+            send_visitor_message,
+            update_visitor,
+            leave_contact,
+            availability,
+            agents,
+        ]
+    ),
     middleware=[DefineMiddleware(WidgetCORS)],
     tags=["widget"],
 )

@@ -13,6 +13,8 @@ Origin = Annotated[str, msgspec.Meta(min_length=1, max_length=255, examples=["ht
 Colour = Annotated[str, msgspec.Meta(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#2563eb"])]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
 Role = Literal["manager", "agent"]
+LauncherPosition = Literal["right", "left"]
+PrechatField = Literal["name", "email"]
 
 
 class ProjectCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -29,6 +31,10 @@ class ProjectUpdate(msgspec.Struct, forbid_unknown_fields=True):
     greeting_text: Text | UnsetType = UNSET
     offline_text: Text | UnsetType = UNSET
     enforce_identity: bool | UnsetType = UNSET
+    launcher_position: LauncherPosition | UnsetType = UNSET
+    """Bottom corner of the page for the widget's launcher."""
+    prechat_fields: Annotated[list[PrechatField], msgspec.Meta(max_length=2)] | UnsetType = UNSET
+    """Asked by the widget before the first message (empty: nothing asked)."""
 
 
 class ProjectView(msgspec.Struct):
@@ -41,6 +47,8 @@ class ProjectView(msgspec.Struct):
     offline_text: str
     enforce_identity: bool
     created_at: datetime
+    launcher_position: LauncherPosition = "right"
+    prechat_fields: list[PrechatField] = []
     role: Role | None = None
     """The caller's role in the project (admins: manager)."""
 

@@ -71,6 +71,8 @@ async def update_project(redis: Redis, project_id: int, changes: ProjectUpdate) 
                 raise Invalid("A project needs a name.", fields={"name": "must not be empty"})
         if field.name == "allowed_origins":
             value = check_origins(value)
+        if field.name == "prechat_fields":
+            value = list(dict.fromkeys(value))
         values[Project._meta.get_column_by_name(field.name)] = value
     project = await get_project(project_id)
     if values:

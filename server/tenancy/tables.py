@@ -44,6 +44,22 @@ class Project(Table, tablename="project"):
     widget_color = Varchar(length=16, default="#2563eb")
     greeting_text = Text(default="Hi! How can we help?")
     offline_text = Text(default="We are away right now. Leave a message and we will get back to you.")
+
+    class LauncherPosition(enum.StrEnum):
+        RIGHT = "right"
+        LEFT = "left"
+
+    launcher_position = Varchar(
+        length=5,
+        choices=LauncherPosition,
+        default=LauncherPosition.RIGHT,
+        help_text="Bottom corner of the page where the widget's launcher sits.",
+    )
+    prechat_fields = Array(
+        base_column=Varchar(length=10),
+        default=list,
+        help_text='What the widget asks before the first message: "name", "email" (empty: nothing).',
+    )
     identity_secret = Varchar(
         length=64,
         default=new_identity_secret,

@@ -28,6 +28,8 @@ def project_view(project: Project, actor: CurrentActor) -> ProjectView:
         offline_text=project.offline_text,
         enforce_identity=project.enforce_identity,
         created_at=project.created_at,
+        launcher_position="left" if project.launcher_position == "left" else "right",
+        prechat_fields=list(dict.fromkeys(project.prechat_fields or [])),
         role=role.value if role else None,
     )
 
