@@ -47,6 +47,10 @@ NODE_TEST_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_TEST_DIRS))
 
 test-deps: chromium $(NODE_TEST_STAMPS)
 
+# Two pytest processes (pytest-xdist), a file at a time each: most tests wait on real processes
+# and browsers, so two overlap well on two cores. PYTEST_ARGS=-n0 runs them in one process.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: install assets test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

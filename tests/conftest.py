@@ -18,9 +18,19 @@ from tests.stack import TestStack
 _stack = TestStack()
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Under ``pytest -n N`` the controlling process runs no test: it needs no servers."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if _xdist_controller(config):
+        return
+    # Each xdist worker ("gw0", "gw1", ...) gets servers or databases of its own.
+    worker_id = getattr(config, "workerinput", {}).get("workerid")
+    worker = int(worker_id[2:]) if worker_id else None
     # Before any test module imports piccolo_conf: the engine reads DATABASE_URL at import.
-    os.environ.update(_stack.start())
+    os.environ.update(_stack.start(worker=worker))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -175,10 +175,13 @@ async def test_two_namespaces_over_one_websocket(gateway: GatewayProcess, settin
             frame = await asyncio.wait_for(ws.receive_str(), 5)
             if frame != "2":
                 frames.append(frame)
-        # the duplicate is refused at once; the two authenticated CONNECTs answer in order
-        assert frames[0].startswith("44/visitor,") and "already connected" in frames[0]
-        assert frames[1].startswith('40/visitor,{"sid":')
-        assert frames[2].startswith('40/agent,{"sid":')
+        # the duplicate is refused; the two authenticated CONNECTs are answered, in their order
+        # (the refusal needs no token check, so it usually comes first, but that is timing)
+        refusals = [frame for frame in frames if frame.startswith("44/")]
+        assert len(refusals) == 1 and refusals[0].startswith("44/visitor,"), frames
+        assert "already connected" in refusals[0]
+        joined = [frame for frame in frames if frame.startswith("40/")]
+        assert joined[0].startswith('40/visitor,{"sid":') and joined[1].startswith('40/agent,{"sid":'), frames
         await ws.send_str('42/agent,7["sync",{"conversations":{}}]')
         await ws.send_str('42/visitor,8["navigate",{"url":"https://shop.example/p"}]')
         answers: set[str] = set()
