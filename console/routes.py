@@ -1,4 +1,7 @@
-"""The console's router: every page module's handlers, the guard, and errors as pages."""
+"""The console's router: every page module's handlers, the guard, and errors as pages.
+
+A page module exports ``route_handlers``; add it to :data:`PAGES` (the inbox does the same).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,15 @@ from litestar import Router
 from litestar.di import Provide
 from litestar.plugins.htmx import HTMXRequest
 
-from console import home, settings, signin
+from console import apikeys, canned, home, install, settings, signin
 from console.errors import console_exception_handlers
 from console.shell import console_guard, provide_viewer
 
+PAGES = (signin, home, settings, install, canned, apikeys)
+
 console_router = Router(
     path="/console",
-    route_handlers=[*signin.route_handlers, *home.route_handlers, *settings.route_handlers],
+    route_handlers=[handler for page in PAGES for handler in page.route_handlers],
     guards=[console_guard],
     dependencies={"viewer": Provide(provide_viewer, sync_to_thread=False)},
     exception_handlers=console_exception_handlers,

@@ -63,13 +63,20 @@ async def _get(project_id: int, reply_id: int) -> dict[str, Any]:
     return row
 
 
-async def list_canned_replies(project_id: int, search: str | None = None) -> list[CannedReplyView]:
-    """All of a project's replies by shortcut; ``search`` matches a shortcut prefix or the title."""
+async def get_canned_reply(project_id: int, reply_id: int) -> CannedReplyView:
+    return _view(await _get(project_id, reply_id))
+
+
+async def list_canned_replies(
+    project_id: int, search: str | None = None, *, limit: int = 200, offset: int = 0
+) -> list[CannedReplyView]:
+    """A project's replies by shortcut (``limit`` from ``offset``); ``search`` matches a shortcut
+    prefix or the title."""
     query = CannedReply.select().where(CannedReply.project == project_id)
     if search:
         term = re.sub(r"[%_\\\x00]", "", search.strip().lstrip("/").lower())[:50]
         query = query.where((CannedReply.shortcut.like(f"{term}%")) | (CannedReply.title.ilike(f"%{term}%")))
-    rows: list[dict[str, Any]] = await query.order_by(CannedReply.shortcut).limit(200)
+    rows: list[dict[str, Any]] = await query.order_by(CannedReply.shortcut).limit(limit).offset(offset)
     return [_view(row) for row in rows]
 
 

@@ -68,9 +68,11 @@ async def create_api_key(
     return CreatedKey(key=key, secret=secret)
 
 
-async def list_api_keys(actor: Actor) -> list[ApiKey]:
-    """The actor's own keys; a global admin sees every key."""
+async def list_api_keys(actor: Actor, *, limit: int | None = None, offset: int = 0) -> list[ApiKey]:
+    """The actor's own keys; a global admin sees every key (``limit`` from ``offset``: all by default)."""
     query = ApiKey.objects().order_by(ApiKey.id)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
     if not access.is_admin(actor):
         query = query.where(ApiKey.user == actor.user_id)
     keys: list[ApiKey] = await query.output(load_json=True)

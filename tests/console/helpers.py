@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from typing import Any
 
 import httpx
@@ -44,4 +45,4 @@ async def post(
 def field_error(html: str, field: str) -> str | None:
     """The inline error shown next to ``field`` (by its ``<field>-error`` id), if any."""
     match = re.search(rf'id="{field}-error"[^>]*>([^<]*)<', html)
-    return match.group(1).strip() if match else None
+    return unescape(match.group(1).strip()) if match else None
