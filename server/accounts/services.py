@@ -9,7 +9,8 @@ from redis.asyncio import Redis
 from server.accounts import passwords
 from server.accounts.sessions import destroy_user_sessions
 from server.accounts.tables import User
-from server.errors import Conflict, Invalid
+from server.errors import Conflict, Invalid, NotFound
+from server.tenancy.actor_cache import forget_cached_actors
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MAX_EMAIL_LENGTH = 254
@@ -82,8 +83,31 @@ async def set_password(redis: Redis, user_id: int, password: str) -> None:
     await destroy_user_sessions(redis, user_id)
 
 
-async def set_global_role(user_id: int, role: User.GlobalRole) -> None:
-    """Change a user's global role; ``admin`` follows it because piccolo-admin reads that column."""
+async def set_global_role(user_id: int, role: User.GlobalRole, *, acting_user_id: int | None = None) -> None:
+    """Change a user's global role; ``admin`` follows it because piccolo-admin reads that column.
+
+    ``acting_user_id``: who asks; an admin cannot take their own admin role away.
+    """
+    if user_id == acting_user_id and role is not User.GlobalRole.ADMIN:
+        raise Invalid("You cannot remove your own admin role.", code="cannot_demote_self")
     await User.update({User.global_role: role.value, User.admin: role is User.GlobalRole.ADMIN}).where(
         User.id == user_id
     )
+
+
+async def set_active(redis: Redis, user_id: int, active: bool, *, acting_user_id: int | None = None) -> User:
+    """Deactivate a user (every console session ends, cached callers are forgotten) or reactivate them.
+
+    ``acting_user_id``: who asks; nobody deactivates themself (the last admin could lock everyone out).
+    """
+    if not active and user_id == acting_user_id:
+        raise Invalid("You cannot deactivate yourself.", code="cannot_deactivate_self")
+    user: User | None = await User.objects().where(User.id == user_id).first()
+    if user is None:
+        raise NotFound("No such user.")
+    await User.update({User.active: active}).where(User.id == user_id)
+    forget_cached_actors()
+    if not active:
+        await destroy_user_sessions(redis, user_id)
+    user.active = active
+    return user

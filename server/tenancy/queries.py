@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from server.accounts.tables import User
+from server.database import fetch
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
 from server.tenancy.tables import ProjectMember
 
@@ -26,3 +30,21 @@ async def actor_for(
         read_only=read_only,
         api_key_id=api_key_id,
     )
+
+
+_PROJECT_OVERVIEW = """
+SELECT p.id, p.name, p.created_at,
+       (SELECT count(*) FROM project_member m WHERE m.project = p.id) AS members,
+       (SELECT count(*) FROM conversation c WHERE c.project = p.id) AS conversations
+FROM project p
+WHERE $1::text IS NULL OR p.name ILIKE '%' || $1 || '%'
+ORDER BY p.id
+LIMIT $2 OFFSET $3
+"""
+
+
+async def project_overview(search: str | None, *, limit: int, offset: int) -> list[dict[str, Any]]:
+    """Every project with its member and conversation counts (for admins), by id."""
+    term = re.sub(r"[%_\\\x00]", "", search.strip())[:100] if search else None
+    rows = await fetch(_PROJECT_OVERVIEW, term or None, limit, offset)
+    return [dict(row) for row in rows]

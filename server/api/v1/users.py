@@ -9,13 +9,10 @@ from litestar.params import JSONBody
 
 from server.accounts import services
 from server.accounts.schemas import UserCreate, UserView, user_view
-from server.accounts.sessions import destroy_user_sessions
 from server.accounts.tables import User
 from server.api.access import CurrentActor, global_role, signed_in
 from server.api.params import UserId
-from server.errors import Invalid, NotFound
 from server.tenancy.access import GlobalRole
-from server.tenancy.actor_cache import forget_cached_actors
 from server.web_state import redis_of
 
 
@@ -44,15 +41,7 @@ async def create_user(data: JSONBody[UserCreate]) -> UserView:
     summary="Deactivate a user (admins)",
 )
 async def deactivate_user(request: Request[Any, Any, Any], actor: CurrentActor, user_id: UserId) -> UserView:
-    if user_id == actor.user_id:
-        raise Invalid("You cannot deactivate yourself.", code="cannot_deactivate_self")
-    user: User | None = await User.objects().where(User.id == user_id).first()
-    if user is None:
-        raise NotFound("No such user.")
-    await User.update({User.active: False}).where(User.id == user_id)
-    forget_cached_actors()
-    await destroy_user_sessions(redis_of(request.app), user_id)
-    user.active = False
+    user = await services.set_active(redis_of(request.app), user_id, False, acting_user_id=actor.user_id)
     return user_view(user)
 
 
