@@ -32,3 +32,27 @@ async def count_queries() -> AsyncIterator[list[str]]:
     finally:
         await db.pool.close()
         db.pool = original
+
+
+@asynccontextmanager
+async def count_redis_round_trips() -> AsyncIterator[list[bytes]]:
+    """Record each round trip to Redis within the block: a pipeline is one, however many commands
+    it carries. redis-py's asyncio connections write a round trip's commands with one call of
+    ``send_packed_command``; the first bytes of each write are kept for the failure message."""
+    from redis.asyncio.connection import AbstractConnection
+
+    seen: list[bytes] = []
+    original = AbstractConnection.send_packed_command
+
+    async def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        packed = command.encode() if isinstance(command, str) else command
+        packed = packed if isinstance(packed, bytes) else b"".join(bytes(part) for part in packed)
+        if not packed.startswith(b"*1\r\n$4\r\nPING"):  # redis-py's own health check
+            seen.append(packed[:80])
+        await original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counting  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        AbstractConnection.send_packed_command = original  # type: ignore[method-assign]

@@ -122,3 +122,14 @@ async def test_passwords_are_stored_as_argon2_hashes() -> None:
     user = await f.make_user(password="a long enough password")
     stored = await User.select(User.password).where(User.id == user.id).first()
     assert stored is not None and stored["password"].startswith("$argon2id$")
+
+
+async def test_emptying_the_tables_between_tests_keeps_the_migrations_applied() -> None:
+    from piccolo.apps.migrations.tables import Migration
+
+    from tests.factories import truncate_all
+
+    applied = await Migration.count()
+    assert applied > 0
+    await truncate_all()
+    assert await Migration.count() == applied

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from server.chat.tables import Conversation, Message, Visitor
+from server.queue import make_queue
 from server.redis_client import Keys
+from server.tenancy.services import CLEAR_PROJECT_KEYS_JOB
 from server.tenancy.tables import Project
 from tests.api.world import build_world
 from tests.processes import PYTHON, running
@@ -127,7 +130,7 @@ async def test_a_project_keeps_its_last_manager(client: httpx.AsyncClient) -> No
 
 
 async def test_deleting_a_project_cascades_and_schedules_redis_cleanup(
-    client: httpx.AsyncClient, redis: Redis
+    client: httpx.AsyncClient, redis: Redis, settings: Any
 ) -> None:
     world = await build_world()
     project_id = world.project.id
@@ -137,8 +140,12 @@ async def test_deleting_a_project_cascades_and_schedules_redis_cleanup(
     for table in (Visitor, Conversation, Message):
         assert await table.count().where(table.project == project_id) == 0
     assert await Visitor.count().where(Visitor.project == world.other_project.id) == 1
-    queued = [key async for key in redis.scan_iter(match="saq:*live-chat-events-queue*")]
-    assert queued, "a clear_project_keys job was enqueued"
+    queue = make_queue(settings.redis)
+    try:
+        jobs = [(job.function, job.kwargs) async for job in queue.iter_jobs()]
+    finally:
+        await queue.disconnect()
+    assert jobs == [(CLEAR_PROJECT_KEYS_JOB, {"project_id": project_id})], "one cleanup job, for this project"
 
 
 @pytest.mark.slow

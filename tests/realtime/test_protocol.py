@@ -93,12 +93,28 @@ def test_encoders_round_trip() -> None:
         == '42/visitor,["message.created",{"x":1}]'
     )
     assert protocol.encode_ack("/visitor", 9, [{"ok": True}]) == '43/visitor,9[{"ok":true}]'
-    for encoded in (
-        protocol.encode_event("/agent", "e", "ü", ack_id=1),
-        protocol.encode_ack("/visitor", 4, ["x"]),
-    ):
+    # What the encoders write, the parser reads back whole: type, namespace, payload and ack id.
+    cases = [
+        (protocol.encode_event("/agent", "e", "ü", ack_id=1), SocketType.EVENT, "/agent", ["e", "ü"], 1),
+        (
+            protocol.encode_event("/", "e", {"n": [1, None]}),
+            SocketType.EVENT,
+            "/",
+            ["e", {"n": [1, None]}],
+            None,
+        ),
+        (protocol.encode_ack("/visitor", 4, ["x", 2]), SocketType.ACK, "/visitor", ["x", 2], 4),
+        (protocol.encode_ack("/", 123456789, [{}]), SocketType.ACK, "/", [{}], 123456789),
+    ]
+    for encoded, kind, namespace, data, ack_id in cases:
+        assert encoded[0] == "4"
         parsed = protocol.parse_socket_packet(encoded[1:])
-        assert parsed.namespace in ("/agent", "/visitor")
+        assert (parsed.type, parsed.namespace, parsed.data, parsed.ack_id) == (
+            kind,
+            namespace,
+            data,
+            ack_id,
+        ), encoded
 
 
 def test_event_accessors() -> None:

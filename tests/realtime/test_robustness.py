@@ -9,6 +9,7 @@ import signal
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -70,9 +71,27 @@ async def test_hundreds_of_clients_leaving_mid_broadcast(
             else:
                 ws._response.connection.transport.abort()  # no close frame at all
 
+        survivor = await raw_socket(http, gateway.ws_url, namespace, auth)
         await asyncio.gather(broadcast(), *(leave(ws, i) for i, ws in enumerate(sockets)))
-    await asyncio.sleep(1)
+        await publish(redis, message_event(project.id, chat.id, 301, visitor_uid="v_b", body="after"))
+        # A socket that stayed got every broadcast, in order, through the chaos and after it.
+        assert await _seqs_until(survivor, namespace, 301) == list(range(1, 302))
+        await survivor.close()
     await assert_serves_a_normal_client(gateway, settings, project.id)
+    assert "Traceback" not in gateway.output(), gateway.output()[-3000:]
+
+
+async def _seqs_until(ws: Any, namespace: str, last: int) -> list[int]:
+    """The seqs of the message.created events a raw socket receives, up to ``last`` (pings answered)."""
+    prefix = f'42{namespace},["message.created",'
+    seqs: list[int] = []
+    while not seqs or seqs[-1] < last:
+        frame = await asyncio.wait_for(ws.receive_str(), 10)
+        if frame == "2":
+            await ws.send_str("3")
+        elif frame.startswith(prefix):
+            seqs.append(msgspec.json.decode(frame[len(prefix) : -1])["seq"])
+    return seqs
 
 
 def fuzz_frames(rng: random.Random, count: int, max_payload: int) -> list[str | bytes]:
