@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -91,7 +92,7 @@ def test_web_realtime_and_worker_run_and_stop_on_sigterm(
     heartbeat.close()
 
 
-async def _close_seen_on_sigterm(realtime: subprocess.Popen[bytes], port: int) -> tuple[int, str]:
+async def _close_seen_on_sigterm(realtime: subprocess.Popen[bytes], port: int) -> tuple[Any, str | None]:
     url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
     async with aiohttp.ClientSession() as http, http.ws_connect(url, autoping=False) as ws:
         await ws.receive_str()  # the Engine.IO handshake: the socket is open
