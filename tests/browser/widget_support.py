@@ -174,3 +174,68 @@ async def agent_socket(realtime_url: str, secret_key: str, user_id: int) -> Asyn
         yield agent
     finally:
         await client.disconnect()
+
+
+@dataclass
+class World:
+    project: Any
+    user: Any
+    site: HostSite
+    agent: Agent | None
+
+    def online(self) -> Agent:
+        """The connected agent (a world made with ``online_agent=True``)."""
+        assert self.agent is not None
+        return self.agent
+
+
+@contextlib.asynccontextmanager
+async def widget_world(
+    web_url: str,
+    realtime_url: str,
+    secret_key: str,
+    *,
+    allowed: bool = True,
+    online_agent: bool = True,
+    project_values: dict[str, Any] | None = None,
+    **site_options: Any,
+) -> AsyncIterator[World]:
+    """A project with an agent (Anna, connected unless ``online_agent=False``) and a host site
+    that the project allows (or not)."""
+    from server.tenancy.tables import Project, ProjectMember
+    from tests.factories import make_member, make_project, make_user
+
+    project = await make_project(allowed_origins=[], **(project_values or {}))
+    user = await make_user(name="Anna")
+    await make_member(project, user, ProjectMember.ProjectRole.AGENT)
+    async with contextlib.AsyncExitStack() as stack:
+        site = await stack.enter_async_context(
+            host_site(web_url, realtime_url, project.public_key, **site_options)
+        )
+        agent = (
+            await stack.enter_async_context(agent_socket(realtime_url, secret_key, user.id))
+            if online_agent
+            else None
+        )
+        if allowed:
+            await Project.update({Project.allowed_origins: [site.origin]}).where(Project.id == project.id)
+        yield World(project, user, site, agent)
+
+
+async def panel_of(page: Any, url: str, *, open_panel: bool = True) -> Any:
+    """Go to ``url``, wait for the launcher, open the panel; returns the panel's locator."""
+    from playwright.async_api import expect
+
+    await page.goto(url)
+    widget = page.locator("parley-widget")
+    await expect(widget.locator(".launcher")).to_be_visible()
+    if open_panel:
+        await widget.locator(".launcher").click()
+        await expect(widget.locator(".panel")).to_be_visible()
+    return widget.locator(".panel")
+
+
+async def type_and_send(panel: Any, text: str) -> None:
+    box = panel.locator("#parley-input")
+    await box.fill(text)
+    await box.press("Enter")

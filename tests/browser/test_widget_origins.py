@@ -1,0 +1,65 @@
+"""Who may show the widget: a disallowed origin gets nothing; a hostile allowed page cannot break it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from server.chat.tables import Visitor
+from tests.browser.conftest import LiveStack
+from tests.browser.support import screenshot
+from tests.browser.widget_support import panel_of, type_and_send, widget_world
+
+pytestmark = pytest.mark.browser
+
+NewPage = Callable[..., Awaitable[Page]]
+
+
+async def test_disallowed_origin_shows_nothing_and_says_why_once(
+    live_stack: LiveStack, new_page: NewPage, settings: Any
+) -> None:
+    async with widget_world(
+        live_stack.web_url, live_stack.realtime_url, settings.security.secret_key, allowed=False
+    ) as world:
+        page = await new_page()
+        refused = page.wait_for_event("console", lambda m: m.type == "error" and "Parley" in m.text)
+        await page.goto(world.site.origin + "/")
+        message = await refused
+        assert "not an allowed origin" in message.text and world.site.origin in message.text
+        await page.wait_for_load_state("networkidle")
+        assert await page.locator("parley-widget").count() == 0
+        parley_lines = [line for line in page.console_lines if "Parley" in line]  # type: ignore[attr-defined]
+        assert len(parley_lines) == 1, parley_lines
+        assert await Visitor.count().where(Visitor.project == world.project.id) == 0  # no session either
+
+
+async def test_hostile_host_page_with_strict_csp(
+    live_stack: LiveStack, new_page: NewPage, settings: Any
+) -> None:
+    """`* { all: unset !important }`, a max z-index cover, rules aimed at the element itself,
+    and a CSP without 'unsafe-inline' or 'unsafe-eval': the widget still shows and works."""
+    async with widget_world(
+        live_stack.web_url, live_stack.realtime_url, settings.security.secret_key, hostile=True
+    ) as world:
+        page = await new_page()
+        csp_errors: list[str] = []
+        page.on(
+            "console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None
+        )
+        panel = await panel_of(page, world.site.origin + "/")
+        box = await page.locator("parley-widget .launcher").bounding_box()
+        assert box is not None and box["width"] >= 50 and box["height"] >= 50
+        await type_and_send(panel, "Still here?")
+        got = await world.online().wait_for(lambda: world.online().messages("visitor"))
+        assert got[0]["body"] == "Still here?"
+        await expect(panel.locator(".message--visitor")).to_have_attribute("data-state", "delivered")
+        style = await page.evaluate(
+            """() => { const p = document.querySelector('parley-widget').shadowRoot.querySelector('.panel');
+                       const s = getComputedStyle(p); return [s.display, s.position, s.backgroundColor]; }"""
+        )
+        assert style == ["flex", "absolute", "rgb(255, 255, 255)"], style
+        assert not csp_errors, csp_errors
+        await screenshot(page, "widget-hostile-page")
