@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], str]] = {}
 
     dev = commands.add_parser("dev", help="run every process of the Procfile (embedded servers by default)")
-    dev.add_argument("processes", nargs="*", default=["web", "realtime", "worker"])
+    dev.add_argument("processes", nargs="*", default=["web", "realtime", "worker", "screenshots"])
     handlers["dev"] = _dev
 
     migrate = commands.add_parser("migrate", help="apply pending migrations")

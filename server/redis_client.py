@@ -184,6 +184,36 @@ class Keys:
         """Pub/sub channel of every event of one project (outbox relay -> realtime nodes)."""
         return f"{PREFIX}:events:p:{project_id}"
 
+    # Screenshots (server/screenshots/): the application cache (role 5) and the renders in flight.
+    # All of one project, so the project's clean-up clears them and one script may touch them together.
+    @staticmethod
+    def screenshot_image(project_id: int, digest: str) -> str:
+        """The encoded image of one (normalised URL, viewport), with the cache's TTL."""
+        return f"{PREFIX}:p:{project_id}:screenshot:image:{digest}"
+
+    @staticmethod
+    def screenshot_render(project_id: int, digest: str) -> str:
+        """Single-flight lock of one render (``SET NX``, short expiry): ``queued`` or ``rendering``."""
+        return f"{PREFIX}:p:{project_id}:screenshot:render:{digest}"
+
+    @staticmethod
+    def screenshot_waiters(project_id: int, digest: str) -> str:
+        """Set of the handles waiting for the render in flight: each gets its result."""
+        return f"{PREFIX}:p:{project_id}:screenshot:waiters:{digest}"
+
+    @staticmethod
+    def screenshot_outcome(project_id: int, render_id: str) -> str:
+        """How one render ended (JSON ``{"state", "code"?, "message"?}``), kept as long as its handles."""
+        return f"{PREFIX}:p:{project_id}:screenshot:outcome:{render_id}"
+
+    @staticmethod
+    def screenshot_handle(project_id: int, handle: str) -> str:
+        """Hash of one request for a screenshot: ``info`` (JSON) and the ``render`` it joined."""
+        return f"{PREFIX}:p:{project_id}:screenshot:handle:{handle}"
+
+    SCREENSHOT_RENDERERS = f"{PREFIX}:screenshots:renderers"
+    """Hash: screenshot worker id -> JSON ``{"ok", "reason", "until"}``: can it render, said lately."""
+
     @staticmethod
     def project_pattern(project_id: int) -> str:
         """Glob matching every key that belongs to one project."""

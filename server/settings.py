@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -65,6 +65,26 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ScreenshotSettings:
+    """The screenshot worker's renderer and the cache of its images (``server/screenshots/``)."""
+
+    chromium_path: str = "/usr/bin/chromium"
+    """The Chromium executable Playwright drives (Debian's package; Playwright downloads nothing)."""
+    cache_seconds: int = 600
+    """How long a rendered image is served from Redis before the page is rendered again."""
+    timeout_ms: int = 10_000
+    """Time limit of one render, from opening the page to the encoded image."""
+    max_page_bytes: int = 8_000_000
+    """Bytes one render may download (page and every subresource); past it the render fails."""
+    max_image_bytes: int = 400_000
+    """Largest image kept; the encoder lowers its quality until the image fits."""
+    allow_loopback: bool = False
+    """Development only: let renders reach 127.0.0.0/8 and ::1 (tests, the demo page). Logged at start."""
+    concurrency: int = 2
+    """Renders one screenshot worker runs at once (each is a Chromium context)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     redis: RedisSettings
@@ -73,6 +93,7 @@ class Settings:
     security: SecuritySettings
     log_level: str
     web_workers: int
+    screenshots: ScreenshotSettings = field(default_factory=ScreenshotSettings)
 
 
 def _require(env: Mapping[str, str], name: str) -> str:
@@ -149,6 +170,25 @@ def load_redis_settings(env: Mapping[str, str]) -> RedisSettings:
     )
 
 
+def load_screenshot_settings(env: Mapping[str, str]) -> ScreenshotSettings:
+    defaults = ScreenshotSettings()
+    return ScreenshotSettings(
+        chromium_path=env.get("SCREENSHOT_CHROMIUM", "").strip() or defaults.chromium_path,
+        cache_seconds=int_setting(
+            env, "SCREENSHOT_CACHE_SECONDS", defaults.cache_seconds, low=1, high=86_400
+        ),
+        timeout_ms=int_setting(env, "SCREENSHOT_TIMEOUT_MS", defaults.timeout_ms, low=500, high=60_000),
+        max_page_bytes=int_setting(
+            env, "SCREENSHOT_MAX_PAGE_BYTES", defaults.max_page_bytes, low=10_000, high=100_000_000
+        ),
+        max_image_bytes=int_setting(
+            env, "SCREENSHOT_MAX_IMAGE_BYTES", defaults.max_image_bytes, low=20_000, high=5_000_000
+        ),
+        allow_loopback=_bool(env, "SCREENSHOT_ALLOW_LOOPBACK", defaults.allow_loopback),
+        concurrency=int_setting(env, "SCREENSHOT_CONCURRENCY", defaults.concurrency, low=1, high=16),
+    )
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build settings from a mapping (the environment in production, a dict in tests)."""
     secret_key = _require(env, "SECRET_KEY")
@@ -172,6 +212,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         log_level=log_level,
         web_workers=int_setting(env, "WEB_WORKERS", 1, low=1, high=64),
+        screenshots=load_screenshot_settings(env),
     )
 
 

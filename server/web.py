@@ -32,6 +32,7 @@ from server.api.v1.router import v1_router
 from server.api.widget import widget_router
 from server.api.widget_assets import widget_loader, widget_module
 from server.queue import make_queue
+from server.screenshots.services import SCREENSHOTS_QUEUE
 from server.settings import Settings, configure_logging, get_settings
 from server.web_state import lifespan
 
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
     queue = make_queue(settings.redis)
-    state = State({"settings": settings, "queue": queue})
+    screenshot_queue = make_queue(settings.redis, name=SCREENSHOTS_QUEUE, concurrency=1)
+    state = State({"settings": settings, "queue": queue, "screenshot_queue": screenshot_queue})
     csrf = CSRFConfig(
         secret=settings.security.secret_key,
         cookie_name=CSRF_COOKIE,

@@ -31,6 +31,12 @@ def queue_of(app: Litestar) -> Queue:
     return queue
 
 
+def screenshot_queue_of(app: Litestar) -> Queue:
+    """The render jobs' own queue (``screenshots-queue``), apart from the events queue."""
+    queue: Queue = app.state.screenshot_queue
+    return queue
+
+
 def sender_of(app: Litestar) -> MessageSender:
     sender: MessageSender = app.state.sender
     return sender
@@ -65,8 +71,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         finally:
             await listener.stop()
             await app.state.sender.aclose()
-            try:
-                await queue.disconnect()
-            except RedisError as error:  # shutting down with Redis gone must still finish
-                log.warning("queue disconnect failed: %s", error)
+            for each in (queue, app.state.screenshot_queue):
+                try:
+                    await each.disconnect()
+                except RedisError as error:  # shutting down with Redis gone must still finish
+                    log.warning("queue disconnect failed: %s", error)
             await app.state.redis.aclose()

@@ -20,3 +20,9 @@ class EventType(StrEnum):
     PRESENCE_CHANGED = "presence.changed"
     TYPING_STARTED = "typing.started"
     TYPING_STOPPED = "typing.stopped"
+    SCREENSHOT_READY = "screenshot.ready"
+    SCREENSHOT_FAILED = "screenshot.failed"
+
+
+AGENT_TARGETED_EVENTS = frozenset({EventType.SCREENSHOT_READY, EventType.SCREENSHOT_FAILED})
+"""Events for one agent only (its every tab): their ``data.agent_user_id`` names the agent."""

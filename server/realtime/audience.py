@@ -9,6 +9,9 @@ Rules, failing closed:
 
 - agents receive every event of their own projects and nothing of another project (the topic
   carries the project id, and an agent joins only the topics of projects it may see);
+- an agent-targeted event (:data:`~server.outbox.events.AGENT_TARGETED_EVENTS`, e.g. a
+  screenshot the agent asked for) goes to that agent's own sockets only, ``u:<project>:<user id>``,
+  and to nobody when it names no agent;
 - a visitor receives only events of its own conversations, only of the kinds in
   :data:`VISITOR_EVENTS`, never a private note (a ``message.created`` whose ``private`` is not
   explicitly ``false`` counts as private), never another visitor's data (navigation and presence
@@ -20,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.outbox.envelope import Envelope
-from server.outbox.events import EventType
+from server.outbox.events import AGENT_TARGETED_EVENTS, EventType
 
 VISITOR_NAMESPACE = "/visitor"
 AGENT_NAMESPACE = "/agent"
@@ -39,6 +42,11 @@ VISITOR_EVENTS = frozenset(
 
 def agent_topic(project_id: int) -> str:
     return f"a:{project_id}"
+
+
+def agent_user_topic(project_id: int, user_id: int) -> str:
+    """The sockets of one agent in one project: what agent-targeted events go to."""
+    return f"u:{project_id}:{user_id}"
 
 
 def visitor_topic(project_id: int, visitor_uid: str) -> str:
@@ -90,6 +98,11 @@ def audience(envelope: Envelope, conversation_visitor_uid: str | None) -> list[t
     looked up by the caller (from the payload, else from PostgreSQL); None when the event is not
     about a conversation or the owner is unknown, and then no visitor receives it.
     """
+    if envelope.type in AGENT_TARGETED_EVENTS:
+        user_id = envelope.data.get("agent_user_id")
+        if not isinstance(user_id, int) or isinstance(user_id, bool):
+            return []
+        return [(AGENT_NAMESPACE, agent_user_topic(envelope.project_id, user_id))]
     targets = [(AGENT_NAMESPACE, agent_topic(envelope.project_id))]
     if (
         conversation_visitor_uid is not None

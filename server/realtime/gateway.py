@@ -27,7 +27,13 @@ from typing import Any
 from socketify import OpCode
 
 from server.realtime import protocol, uws
-from server.realtime.audience import AGENT_NAMESPACE, VISITOR_NAMESPACE, agent_topic, visitor_of_topic
+from server.realtime.audience import (
+    AGENT_NAMESPACE,
+    VISITOR_NAMESPACE,
+    agent_topic,
+    agent_user_topic,
+    visitor_of_topic,
+)
 from server.realtime.auth import Authenticator, AuthError
 from server.realtime.config import RealtimeConfig
 from server.realtime.connection import (
@@ -253,6 +259,7 @@ class Gateway:
         else:
             for project_id in principal.project_ids:
                 conn.subscribe(agent_topic(project_id))
+                conn.subscribe(agent_user_topic(project_id, principal.user_id))
 
     def _unroute(self, conn: Connection, session: NamespaceSession) -> None:
         principal = session.principal
@@ -261,6 +268,7 @@ class Gateway:
         else:  # uWS drops a closed socket's subscriptions itself; this is for DISCONNECT
             for project_id in principal.project_ids:
                 conn.unsubscribe(agent_topic(project_id))
+                conn.unsubscribe(agent_user_topic(project_id, principal.user_id))
 
     def _socket_packet(self, conn: Connection, text: str) -> None:
         try:

@@ -57,6 +57,8 @@ POLICY: dict[tuple[str, str], Level] = {
     ("GET", P + "/visitors"): Level.AGENT,
     ("GET", P + "/visitors/{visitor_id}"): Level.AGENT,
     ("GET", P + "/visitors/{visitor_id}/profile"): Level.AGENT,
+    ("POST", P + "/visitors/{visitor_id}/screenshot"): Level.AGENT,
+    ("GET", P + "/screenshots/{screenshot_id}"): Level.AGENT,
     ("GET", P + "/conversations"): Level.AGENT,
     ("GET", P + "/conversations/counts"): Level.AGENT,
     ("GET", P + "/conversations/{conversation_id}"): Level.AGENT,

@@ -222,6 +222,10 @@ OWN_TESTS: dict[tuple[str, str], str] = {
     ("POST", V1 + "/auth/logout"): "tests/api/test_auth.py",
     ("POST", V1 + "/auth/set-password"): "tests/api/test_projects_and_members.py",
     ("DELETE", V1 + "/api-keys/{key_id}"): "tests/api/test_actor_cache.py (revoking: own keys only)",
+    ("POST", V1 + "/projects/{project_id}/visitors/{visitor_id}/screenshot"): (
+        "tests/screenshots/test_api.py (needs a visitor on a page and a renderer)"
+    ),
+    ("GET", V1 + "/projects/{project_id}/screenshots/{screenshot_id}"): "tests/screenshots/test_api.py",
 }
 """Routes in the policy but outside the matrix: public ones, or per-owner objects."""
 

@@ -35,6 +35,11 @@ def event(kind: str, **data: Any) -> Envelope:
         (event("typing.started", sender={"kind": "agent"}, private=True), [AGENTS]),
         (event("typing.stopped", sender={"kind": "visitor", "visitor_uid": "v_1"}), [AGENTS]),
         (event("something.new"), [AGENTS]),
+        # A screenshot goes to the agent who asked (all its tabs), to no one else.
+        (event("screenshot.ready", agent_user_id=5, visitor_uid="v_1"), [(AGENT_NAMESPACE, "u:7:5")]),
+        (event("screenshot.failed", agent_user_id=5), [(AGENT_NAMESPACE, "u:7:5")]),
+        (event("screenshot.ready", agent_user_id="5"), []),
+        (event("screenshot.ready"), []),
     ],
 )
 def test_audience(envelope: Envelope, expected: list[tuple[str, str]]) -> None:

@@ -16,6 +16,7 @@ from server.api.v1 import (
     members,
     projects,
     realtime,
+    screenshots,
     users,
     visitors,
 )
@@ -34,6 +35,7 @@ v1_router = Router(
             *conversations.route_handlers,
             *conversation_actions.route_handlers,
             *canned.route_handlers,
+            *screenshots.route_handlers,
         ]
     ),
     guards=[access_guard],
