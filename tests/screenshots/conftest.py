@@ -103,7 +103,7 @@ def web_factory(
     settings: Settings,
 ) -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
     """An in-process web app with screenshot settings of the test's choosing."""
-    from server.api.app import create_app
+    from server.web import create_app
 
     def make(**changes: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
         return serve_in_process(create_app(with_screenshots(settings, **changes)))
