@@ -32,7 +32,7 @@ if chromium_problem("/usr/bin/chromium") is not None:  # pragma: no cover - the 
 def with_screenshots(settings: Settings, **changes: Any) -> Settings:
     """The test run's settings with the screenshot settings changed (loopback allowed by default)."""
     changes.setdefault("allow_loopback", True)
-    changes.setdefault("timeout_ms", 4000)
+    changes.setdefault("timeout_ms", 15_000)  # a loaded 2-core machine; the timeout test sets its own
     changes.setdefault("max_page_bytes", 1_000_000)
     return dataclasses.replace(settings, screenshots=dataclasses.replace(settings.screenshots, **changes))
 

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from server.redis_client import Keys
 from server.screenshots import ratelimit_rules, services
+from server.screenshots.urls import cache_digest, normalise_url
 from tests.screenshots.conftest import ScreenshotWorld, running_worker, with_screenshots
 from tests.screenshots.site import LoopbackSite
 
@@ -145,3 +146,23 @@ async def test_requests_are_rate_limited_per_agent(
     assert statuses[-1] == 429
     other_agent = await web.post(world.ask_path(), headers=world.headers("agent2"))
     assert other_agent.status_code == 422  # the limit is the agent's, not the project's
+
+
+async def test_a_handle_whose_render_vanished_reads_as_lost(
+    web_factory: Any, world: ScreenshotWorld, site: LoopbackSite, redis: Redis
+) -> None:
+    """No worker runs in this module: the lock vanishing without an outcome is what a worker
+    dying mid-render leaves once the lock expires."""
+    await pretend_renderer(redis)
+    await world.visit(f"{site.url}/plain?case=lost")
+    async with web_factory() as web:
+        asked = (await web.post(world.ask_path(), headers=world.headers())).json()
+        assert (await web.get(asked["href"], headers=world.headers())).json()["state"] == "queued"
+        await redis.delete(
+            Keys.screenshot_render(
+                world.project_id, cache_digest(normalise_url(f"{site.url}/plain?case=lost"), "desktop")
+            )
+        )
+        lost = await web.get(asked["href"], headers=world.headers())
+    assert lost.status_code == 422
+    assert lost.json()["code"] == "render_lost"

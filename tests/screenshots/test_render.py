@@ -89,23 +89,6 @@ async def test_mobile_viewport(
     assert paints(image, PAINT, (200, 700))
 
 
-async def test_a_page_that_never_finishes_loading_times_out(
-    web: httpx.AsyncClient, world: ScreenshotWorld, worker: RunningWorker, site: LoopbackSite
-) -> None:
-    await world.visit(f"{site.url}/never")
-    asked = await ask(web, world)
-    seen = set()
-    while (response := await web.get(asked.json()["href"], headers=world.headers())).status_code == 202:
-        seen.add(response.json()["state"])
-        await asyncio.sleep(0.05)
-    assert response.status_code == 422, response.text
-    body = response.json()
-    assert body["state"] == "failed"
-    assert body["code"] == "render_timeout"
-    assert "4 s" in body["message"]
-    assert seen <= {"queued", "rendering"} and "rendering" in seen
-
-
 async def test_a_redirect_to_a_private_address_is_refused(
     web: httpx.AsyncClient, world: ScreenshotWorld, worker: RunningWorker, site: LoopbackSite
 ) -> None:
