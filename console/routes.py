@@ -9,11 +9,22 @@ from litestar import Router
 from litestar.di import Provide
 from litestar.plugins.htmx import HTMXRequest
 
-from console import admin_projects, admin_users, apikeys, canned, home, install, settings, signin
+from console import (
+    admin_projects,
+    admin_users,
+    apikeys,
+    canned,
+    home,
+    inbox,
+    inbox_actions,
+    install,
+    settings,
+    signin,
+)
 from console.errors import console_exception_handlers
 from console.shell import console_guard, provide_viewer
 
-PAGES = (signin, home, settings, install, canned, apikeys, admin_projects, admin_users)
+PAGES = (signin, home, settings, install, canned, apikeys, admin_projects, admin_users, inbox, inbox_actions)
 
 console_router = Router(
     path="/console",
