@@ -71,7 +71,7 @@ function messageElement(message, { pending = false } = {}) {
   item.className = "message message--" + kind;
   if (!pending) item.dataset.seq = String(message.seq);
   item.dataset.clientMsgId = message.client_msg_id;
-  item.dataset.sender = message.sender_kind + ":" + (message.sender_user_id || "");
+  item.dataset.sender = kind + ":" + (message.sender_user_id || "");
   const meta = document.createElement("div");
   meta.className = "message__meta";
   const who = document.createElement("span");
@@ -228,8 +228,9 @@ async function loadOlder() {
 function openThread() {
   const section = document.querySelector(".thread");
   if (!section) { thread = null; highlightRow(); return; }
-  const data = JSON.parse(document.getElementById("thread-data").textContent);
   const list = document.getElementById("messages");
+  const data = JSON.parse(list.dataset.history);
+  delete list.dataset.history;
   thread = {
     id: Number(section.dataset.conversationId),
     list,
