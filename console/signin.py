@@ -20,7 +20,7 @@ from server.accounts.sessions import SESSION_COOKIE, SESSION_TTL_SECONDS, create
 from server.accounts.tables import User
 from server.errors import DomainError
 from server.ratelimit import hit, reset
-from server.tenancy.services import accept_invite
+from server.tenancy.invitations import set_password_from_link
 from server.web_state import redis_of, settings_of
 
 
@@ -126,7 +126,7 @@ async def set_password_submit(
     error = "The two passwords differ." if data.password != data.password_again else None
     if error is None:
         try:
-            await accept_invite(redis_of(request.app), data.token, data.password)
+            await set_password_from_link(redis_of(request.app), data.token, data.password)
         except DomainError as failure:
             error = failure.message
     if error is not None:

@@ -3,6 +3,7 @@
     dev            start embedded servers when no URLs are set, migrate, run the Procfile
     migrate        apply pending migrations
     createadmin    create a global admin (password prompted, or read from standard input)
+    mailbox        print the development mailbox (mail kept when no SMTP_URL is set)
     web            serve the HTTP app with granian
     realtime       serve the realtime gateway (socketify)
     fetch-assets   download pinned third-party browser assets into static/vendor
@@ -53,6 +54,22 @@ def _createadmin(args: argparse.Namespace) -> str:
     return asyncio.run(run())
 
 
+def _mailbox(args: argparse.Namespace) -> str:
+    from server.mail.delivery import dev_mailbox
+    from server.redis_client import make_redis
+    from server.settings import get_settings
+
+    async def run() -> str:
+        redis = make_redis(get_settings().redis)
+        try:
+            mails = await dev_mailbox(redis, limit=args.limit)
+        finally:
+            await redis.aclose()
+        return "\n\n".join(f"To: {mail.to}\nSubject: {mail.subject}\n\n{mail.text}" for mail in mails)
+
+    return asyncio.run(run()) or "the development mailbox is empty"
+
+
 def _dev(args: argparse.Namespace) -> str:
     from server.devserver import run_dev
 
@@ -100,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     handlers["createadmin"] = _createadmin
 
+    mailbox = commands.add_parser("mailbox", help="print the development mailbox, newest first")
+    mailbox.add_argument("--limit", type=int, default=5)
+    handlers["mailbox"] = _mailbox
     commands.add_parser("web", help="serve the HTTP app (granian)")
     handlers["web"] = _web
     commands.add_parser("realtime", help="serve the realtime gateway (socketify)")
@@ -108,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers["fetch-assets"] = _fetch_assets
 
     args = parser.parse_args(argv)
-    if args.command in ("migrate", "createadmin"):
+    if args.command in ("migrate", "createadmin", "mailbox"):
         from server.devserver import load_env_file
 
         load_env_file()  # beside a running `make dev`, use its embedded servers

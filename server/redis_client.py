@@ -114,9 +114,12 @@ class Keys:
         return f"{PREFIX}:p:{project_id}:presence:agents"
 
     @staticmethod
-    def invite(token_hash: str) -> str:
-        """A one-time set-password token: value is the user id."""
-        return f"{PREFIX}:invite:{token_hash}"
+    def password_reset(token_hash: str) -> str:
+        """A one-use password-reset link: value ``<user id>:<link generation>``, with its expiry as TTL."""
+        return f"{PREFIX}:password-reset:{token_hash}"
+
+    DEV_MAILBOX = f"{PREFIX}:dev-mailbox"
+    """List of the last mails "sent" without an SMTP server (development), newest first, as JSON."""
 
     @staticmethod
     def project_by_public_key(public_key: str) -> str:

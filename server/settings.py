@@ -85,6 +85,22 @@ class ScreenshotSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MailSettings:
+    """Outgoing e-mail (invitations, password resets), sent by the worker (``server/mail``)."""
+
+    smtp_url: str | None
+    """``smtp://user:pass@host:587`` (STARTTLS when offered) or ``smtps://…:465`` (TLS from the
+    start): ``SMTP_URL``. None: mail goes to the development mailbox (``dev_mailbox()``)."""
+    mail_from: str
+    """``MAIL_FROM``, by default ``Parley <parley@localhost>``."""
+    enabled: bool = True
+    """``MAIL_ENABLED=false`` sends nothing at all (mail is dropped with a log line)."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where people reach the web process, for links in mail: ``PUBLIC_URL``, by default
+    ``http://<WEB_HOST>:<WEB_PORT>``."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     database: DatabaseSettings
     redis: RedisSettings
@@ -94,6 +110,9 @@ class Settings:
     log_level: str
     web_workers: int
     screenshots: ScreenshotSettings = field(default_factory=ScreenshotSettings)
+    mail: MailSettings = MailSettings(smtp_url=None, mail_from="Parley <parley@localhost>")
+    production: bool = False
+    """``PARLEY_ENV=production``: refuse to start with settings that only suit development."""
 
 
 def _require(env: Mapping[str, str], name: str) -> str:
@@ -156,6 +175,34 @@ def _realtime_listen(env: Mapping[str, str]) -> RealtimeListenSettings:
     return RealtimeListenSettings(host=host, port=port, public_url=public_url)
 
 
+def _origin(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip().rstrip("/")
+    if not value:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise SettingsError(f"{name} must be an http:// or https:// URL, e.g. https://chat.example")
+    return value
+
+
+def _mail(env: Mapping[str, str], web: ListenSettings, *, production: bool) -> MailSettings:
+    smtp_url = env.get("SMTP_URL", "").strip() or None
+    if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
+        raise SettingsError("SMTP_URL must start with smtp:// or smtps://")
+    enabled = _bool(env, "MAIL_ENABLED", True)
+    if production and enabled and smtp_url is None:
+        raise SettingsError(
+            "SMTP_URL is not set (PARLEY_ENV=production; set MAIL_ENABLED=false to send no mail)"
+        )
+    reachable = "127.0.0.1" if web.host in ("0.0.0.0", "::") else web.host
+    return MailSettings(
+        smtp_url=smtp_url,
+        mail_from=env.get("MAIL_FROM", "").strip() or "Parley <parley@localhost>",
+        enabled=enabled,
+        public_url=_origin(env, "PUBLIC_URL", f"http://{reachable}:{web.port}"),
+    )
+
+
 def load_database_settings(env: Mapping[str, str]) -> DatabaseSettings:
     return DatabaseSettings(
         url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
@@ -197,13 +244,17 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    environment = env.get("PARLEY_ENV", "development").strip().lower() or "development"
+    if environment not in ("development", "production"):
+        raise SettingsError(f"PARLEY_ENV must be development or production, got {environment!r}")
+    web = ListenSettings(
+        host=env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
+        port=_port(env, "WEB_PORT", 8000),
+    )
     return Settings(
         database=load_database_settings(env),
         redis=load_redis_settings(env),
-        web=ListenSettings(
-            host=env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
-            port=_port(env, "WEB_PORT", 8000),
-        ),
+        web=web,
         realtime=_realtime_listen(env),
         security=SecuritySettings(
             secret_key=secret_key,
@@ -213,6 +264,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=log_level,
         web_workers=int_setting(env, "WEB_WORKERS", 1, low=1, high=64),
         screenshots=load_screenshot_settings(env),
+        mail=_mail(env, web, production=environment == "production"),
+        production=environment == "production",
     )
 
 

@@ -63,3 +63,38 @@ async def reopen_snoozed(ctx: WorkerContext) -> dict[str, int]:
     from server.chat.services import reopen_due_snoozes
 
     return {"reopened": await reopen_due_snoozes()}
+
+
+async def send_invitation(ctx: WorkerContext, *, invitation_id: int, token: str) -> dict[str, int]:
+    """Compose an invitation's mail (wording by whether the address has an account) and queue it."""
+    from server.mail.delivery import queue_mail
+    from server.tenancy.invitations import invitation_mail
+
+    mail = await invitation_mail(invitation_id, token, ctx["settings"].mail.public_url)
+    if mail is not None:
+        await queue_mail(ctx["worker"].queue, mail)
+    return {"queued": int(mail is not None)}
+
+
+async def send_password_reset(ctx: WorkerContext, *, email: str) -> dict[str, int]:
+    """Issue a reset link for an active account of ``email`` and queue its mail; nothing otherwise."""
+    from server.accounts.resets import issue_password_reset, password_reset_mail
+    from server.mail.delivery import queue_mail
+
+    issued = await issue_password_reset(ctx["redis"], email)
+    if issued is not None:
+        user, token = issued
+        await queue_mail(
+            ctx["worker"].queue, password_reset_mail(user, token, ctx["settings"].mail.public_url)
+        )
+    return {"queued": int(issued is not None)}
+
+
+async def send_mail(ctx: WorkerContext, *, mail: dict[str, str]) -> dict[str, str]:
+    """Deliver one mail (SMTP, or the development mailbox); SMTP failures raise and SAQ retries."""
+    import msgspec
+
+    from server.mail.delivery import deliver
+    from server.mail.messages import Mail
+
+    return {"via": await deliver(ctx["redis"], ctx["settings"].mail, msgspec.convert(mail, Mail))}

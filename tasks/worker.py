@@ -18,6 +18,7 @@ import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from saq import CronJob
@@ -31,7 +32,14 @@ from server.database import connection_pool, engine
 from server.outbox.relay import FastPublisher, OutboxRelay
 from server.redis_client import Keys, make_redis
 from server.settings import Settings, SettingsError, configure_logging, get_settings
-from tasks.jobs import clear_project_keys, persist_messages, reopen_snoozed
+from tasks.jobs import (
+    clear_project_keys,
+    persist_messages,
+    reopen_snoozed,
+    send_invitation,
+    send_mail,
+    send_password_reset,
+)
 
 HEARTBEAT_TTL_SECONDS = 60
 SAQ_SWEEP_SECONDS = 60
@@ -57,6 +65,7 @@ class PipelineOptions:
 class WorkerContext(Context, total=False):
     """What ``startup`` puts in SAQ's context; every job receives a copy of it."""
 
+    settings: Settings
     redis: Redis
     resources: AsyncExitStack
     publisher: Redis
@@ -76,6 +85,17 @@ def _load_settings() -> Settings:
         # saq imports this module; a stack trace would bury the one line that matters.
         print(f"parley worker: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def log_mail_route(settings: Settings) -> None:
+    """Say once at start where mail goes, so nobody waits for mail that sits in the dev mailbox."""
+    mail = settings.mail
+    if not mail.enabled:
+        log.info("mail: disabled (MAIL_ENABLED=false); invitations and resets are not sent")
+    elif mail.smtp_url is None:
+        log.info("mail: no SMTP_URL, kept in the development mailbox (python -m server mailbox)")
+    else:
+        log.info("mail: sent over SMTP to %s", urlsplit(mail.smtp_url).hostname)
 
 
 async def heartbeat(ctx: WorkerContext) -> float:
@@ -99,6 +119,8 @@ def make_startup(options: PipelineOptions) -> Any:
     async def startup(ctx: WorkerContext) -> None:
         settings = get_settings()
         configure_logging(settings)
+        ctx["settings"] = settings
+        log_mail_route(settings)
         resources = AsyncExitStack()
         await resources.enter_async_context(connection_pool(settings.database.pool_size))
         ctx["redis"] = make_redis(settings.redis)
@@ -172,7 +194,15 @@ def build_settings(
 
     return {
         "queue": make_queue(settings.redis, concurrency=concurrency),
-        "functions": [heartbeat, persist_messages, clear_project_keys, reopen_snoozed],
+        "functions": [
+            heartbeat,
+            persist_messages,
+            clear_project_keys,
+            reopen_snoozed,
+            send_invitation,
+            send_password_reset,
+            send_mail,
+        ],
         "cron_jobs": [
             CronJob(heartbeat, cron="* * * * * */5", unique=True),
             # Snoozes end within 5 s of their time; the job is one indexed query when none is due.

@@ -15,7 +15,7 @@ from server.accounts.tables import User
 from server.chat.tables import CannedReply, Conversation, Message, Visitor
 from server.database import engine
 from server.outbox.tables import OutboxEvent
-from server.tenancy.tables import ApiKey, Project, ProjectMember
+from server.tenancy.tables import ApiKey, Invitation, Project, ProjectMember
 
 _counter = itertools.count(1)
 
@@ -29,6 +29,7 @@ ALL_TABLES: tuple[type[Table], ...] = (
     Message,
     OutboxEvent,
     CannedReply,
+    Invitation,
     SessionsBase,
 )
 DEFAULT_PASSWORD = "correct horse battery"
@@ -134,3 +135,14 @@ async def make_canned_reply(project: Project, **values: Any) -> CannedReply:
     reply = CannedReply(project=project.id, **values)
     await reply.save()
     return reply
+
+
+async def make_invitation(project: Project, email: str, **values: Any) -> Invitation:
+    """A pending invitation whose token nobody knows (tests that need the token use the mailbox)."""
+    from datetime import UTC, datetime, timedelta
+
+    values.setdefault("role", Invitation.ProjectRole.AGENT.value)
+    values.setdefault("expires_at", datetime.now(UTC) + timedelta(days=7))
+    invitation = Invitation(project=project.id, email=email, token_hash=uuid.uuid4().hex * 2, **values)
+    await invitation.save()
+    return invitation

@@ -13,7 +13,7 @@ from server.chat.tables import CannedReply, Conversation, ConversationRead, Mess
 from server.database import engine
 from server.errors import Conflict
 from server.outbox.tables import OutboxEvent
-from server.tenancy.tables import ApiKey, Project, ProjectMember
+from server.tenancy.tables import ApiKey, Invitation, Project, ProjectMember
 from tests import factories as f
 
 TENANT_TABLES = (
@@ -25,6 +25,7 @@ TENANT_TABLES = (
     OutboxEvent,
     CannedReply,
     ConversationRead,
+    Invitation,
 )
 
 
@@ -38,6 +39,7 @@ async def _populate(project: Project) -> None:
     await ConversationRead(project=project.id, conversation=conversation.id, user=agent.id, seq=1).save()
     await f.make_outbox_event(project)
     await f.make_canned_reply(project)
+    await f.make_invitation(project, "someone@example.com")
 
 
 async def test_deleting_a_project_removes_its_rows_from_every_tenant_table() -> None:

@@ -9,6 +9,9 @@ import msgspec
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, examples=["ana@example.com"])]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+"""A password being checked (login): any length up to the maximum."""
+NewPassword = Annotated[str, msgspec.Meta(min_length=8, max_length=256)]
+"""A password being chosen: at least 8 characters (``passwords.MIN_PASSWORD_LENGTH``)."""
 Name = Annotated[str, msgspec.Meta(max_length=200)]
 
 
@@ -19,7 +22,7 @@ class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
     email: Email
-    password: Password
+    password: NewPassword
     name: Name = ""
     global_role: Literal["admin", "user"] = "user"
 
@@ -41,7 +44,20 @@ class SessionView(msgspec.Struct):
 
 class SetPasswordRequest(msgspec.Struct, forbid_unknown_fields=True):
     token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    password: Password
+    """From a mailed link: an invitation for a new account (``inv_…``) or a password reset (``pwr_…``)."""
+    password: NewPassword
+    name: Name = ""
+    """A new account's display name (invitations only)."""
+
+
+class PasswordResetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+
+
+class PasswordResetQueued(msgspec.Struct):
+    """The same for every address, with an account or without."""
+
+    message: str = "If this address has an account, a link to choose a new password is on its way."
 
 
 def user_view(user: object) -> UserView:

@@ -6,7 +6,7 @@ import enum
 from typing import Any
 
 from piccolo.apps.user.tables import BaseUser
-from piccolo.columns import Timestamptz, Varchar
+from piccolo.columns import Integer, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -31,6 +31,10 @@ class User(BaseUser, tablename="parley_user"):
         choices=GlobalRole,
         default=GlobalRole.USER,
         help_text="ADMIN runs the installation; USER reaches projects through memberships.",
+    )
+    link_generation = Integer(
+        default=0,
+        help_text="Bumped whenever a password is set from a mailed link: every older link stops working.",
     )
     created_at = Timestamptz(default=TimestamptzNow())
 

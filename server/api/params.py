@@ -13,6 +13,7 @@ _MAX_ID = 2**31 - 1
 
 ProjectId: TypeAlias = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]
 UserId: TypeAlias = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]
+InvitationId: TypeAlias = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]
 KeyId: TypeAlias = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]
 ReplyId: TypeAlias = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]
 ConversationId: TypeAlias = Annotated[int, PathParameter(ge=1, le=_MAX_ID)]

@@ -59,12 +59,6 @@ class ProjectSecretsView(msgspec.Struct):
     identity_secret: str
 
 
-class MemberAdd(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
-    role: Role = "agent"
-    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
-
-
 class MemberUpdate(msgspec.Struct, forbid_unknown_fields=True):
     role: Role
 
@@ -78,11 +72,41 @@ class MemberView(msgspec.Struct):
     created_at: datetime
 
 
-class MemberAdded(msgspec.Struct):
-    member: MemberView
-    invited: bool
-    set_password_url: str | None = None
-    """For an invited (new) user: the one-time link to choose a password. E-mail delivery comes later."""
+class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, examples=["agent@example.com"])]
+    role: Role = "agent"
+
+
+class InvitationView(msgspec.Struct):
+    """A pending invitation as its project's managers see it: never its secret."""
+
+    id: int
+    email: str
+    role: Role
+    invited_by: int | None
+    """The user who invited (or re-sent it last)."""
+    created_at: datetime
+    expires_at: datetime
+    expired: bool
+    """Past ``expires_at``: the link no longer works; re-send to issue a new one."""
+
+
+class InvitationAccept(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    """The ``token`` query parameter of the link in the invitation mail."""
+
+
+class InvitationAccepted(msgspec.Struct):
+    project_id: int
+    role: Role
+
+
+class InvitationPreviewView(msgspec.Struct):
+    project_name: str
+    email: str
+    role: Role
+    account_exists: bool
+    """True: sign in as ``email`` and accept. False: choose a password with ``POST /auth/set-password``."""
 
 
 class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,9 +1,10 @@
-"""Tenancy write side: projects, their settings and widget key, and memberships."""
+"""Tenancy write side: projects, their settings and widget key, and memberships.
+
+Joining a project goes through invitations (``server/tenancy/invitations.py``).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,8 +13,6 @@ from piccolo.columns import Column
 from redis.asyncio import Redis
 from saq.queue.base import Queue
 
-from server.accounts import services as accounts
-from server.accounts.tables import User
 from server.database import engine
 from server.errors import Conflict, Invalid, NotFound
 from server.redis_client import Keys
@@ -22,7 +21,6 @@ from server.tenancy.actor_cache import forget_cached_actors
 from server.tenancy.schemas import ProjectUpdate
 from server.tenancy.tables import Project, ProjectMember, new_identity_secret, new_public_key
 
-INVITE_TTL_SECONDS = 7 * 24 * 3600
 CLEAR_PROJECT_KEYS_JOB = "clear_project_keys"
 
 
@@ -133,51 +131,6 @@ async def list_members(project_id: int) -> list[dict[str, Any]]:
         .order_by(ProjectMember.id)
     )
     return rows
-
-
-async def _issue_invite(redis: Redis, user_id: int) -> str:
-    token = secrets.token_urlsafe(32)
-    await redis.set(
-        Keys.invite(hashlib.sha256(token.encode()).hexdigest()), str(user_id), ex=INVITE_TTL_SECONDS
-    )
-    return token
-
-
-async def add_member(
-    redis: Redis, project_id: int, email: str, role: ProjectRole, *, name: str = ""
-) -> tuple[dict[str, Any], str | None]:
-    """Add an existing user, or invite a new one (inactive until they set a password).
-
-    Returns the member row and, for an invitation, the one-time set-password token.
-    """
-    normalized = accounts.check_email(email)
-    await get_project(project_id)
-    user: User | None = await User.objects().where(User.email == normalized).first()
-    invite_token = None
-    if user is None:
-        user = await accounts.create_user(normalized, None, name=name, active=False)
-        invite_token = await _issue_invite(redis, user.id)
-    if await ProjectMember.exists().where(
-        (ProjectMember.project == project_id) & (ProjectMember.user == user.id)
-    ):
-        raise Conflict("This user is already a member of the project.", code="already_member")
-    await ProjectMember(project=project_id, user=user.id, role=role.value).save()
-    forget_cached_actors()
-    return await _member(project_id, user.id), invite_token
-
-
-async def accept_invite(redis: Redis, token: str, password: str) -> User:
-    """Set the password of an invited user and activate them; the token works once."""
-    accounts.check_new_password(password)
-    raw = await redis.getdel(Keys.invite(hashlib.sha256(token.encode()).hexdigest()))
-    if raw is None:
-        raise NotFound("This link is unknown, used or expired.", code="invite_invalid")
-    user_id = int(raw)
-    await accounts.set_password(redis, user_id, password)
-    await User.update({User.active: True}).where(User.id == user_id)
-    user: User | None = await User.objects().where(User.id == user_id).first()
-    assert user is not None
-    return user
 
 
 async def _lock_managers(project_id: int) -> int:

@@ -87,6 +87,36 @@ class ProjectMember(Table, tablename="project_member"):
     unique_project_user = Unique([project, user])
 
 
+class Invitation(Table, tablename="invitation"):
+    """An offer to join a project, made by a manager to an e-mail address; the invitee accepts it.
+
+    Only the SHA-256 of the secret token is stored; the token itself goes to the invitee's
+    mailbox and nowhere else (``server/tenancy/invitations.py``). Pending while neither
+    accepted nor revoked and not past ``expires_at``.
+    """
+
+    id = Serial(primary_key=True)
+
+    class ProjectRole(enum.StrEnum):
+        MANAGER = "manager"
+        AGENT = "agent"
+
+    project = ForeignKey(Project, on_delete=OnDelete.cascade, null=False)
+    email = Varchar(length=254, help_text="The invited address, lower-cased.")
+    role = Varchar(length=10, choices=ProjectRole, default=ProjectRole.AGENT, help_text="Role once accepted.")
+    invited_by = ForeignKey(
+        User, on_delete=OnDelete.set_null, null=True, help_text="The manager (or admin) who invited."
+    )
+    token_hash = Varchar(length=64, unique=True, help_text="SHA-256 (hex) of the mailed secret.")
+    expires_at = Timestamptz(help_text="After this the link no longer works; a resend issues a new one.")
+    accepted_at = Timestamptz(null=True, default=None)
+    accepted_by = ForeignKey(
+        User, on_delete=OnDelete.set_null, null=True, help_text="The account that accepted."
+    )
+    revoked_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
 class ApiKey(Table, tablename="api_key"):
     """A bearer secret for the REST API and the agent socket. Only its hash is stored."""
 

@@ -135,11 +135,19 @@ CALLS: dict[tuple[str, str], Call] = {
             _emails(b), {"agent@example.com", "agent2@example.com", "manager@example.com"}
         ),
     ),
-    ("POST", P + "/members"): Call(
-        P + "/members",
-        lambda w, a: {"email": "fresh@example.com", "role": "agent"},
-        lambda w, a, b: expect(b["member"]["email"], "fresh@example.com"),
+    ("GET", P + "/invitations"): Call(
+        P + "/invitations", check=lambda w, a, b: expect(_ids(b), [w.ids["invitation_id"]])
     ),
+    ("POST", P + "/invitations"): Call(
+        P + "/invitations",
+        lambda w, a: {"email": "fresh@example.com", "role": "agent"},
+        lambda w, a, b: expect((b["email"], "token" in repr(b)), ("fresh@example.com", False)),
+    ),
+    ("POST", P + "/invitations/{invitation_id}/resend"): Call(
+        P + "/invitations/{invitation_id}/resend",
+        check=lambda w, a, b: expect((b["id"], b["email"]), (w.ids["invitation_id"], "pending@example.com")),
+    ),
+    ("DELETE", P + "/invitations/{invitation_id}"): Call(P + "/invitations/{invitation_id}"),
     ("PATCH", P + "/members/{user_id}"): Call(
         P + "/members/{member_user_id}",
         lambda w, a: {"role": "manager"},
@@ -220,7 +228,10 @@ CALLS: dict[tuple[str, str], Call] = {
 OWN_TESTS: dict[tuple[str, str], str] = {
     ("POST", V1 + "/auth/login"): "tests/api/test_auth.py",
     ("POST", V1 + "/auth/logout"): "tests/api/test_auth.py",
-    ("POST", V1 + "/auth/set-password"): "tests/api/test_projects_and_members.py",
+    ("POST", V1 + "/auth/set-password"): "tests/api/test_invitations.py, tests/api/test_password_reset.py",
+    ("POST", V1 + "/auth/password-reset"): "tests/api/test_password_reset.py",
+    ("POST", V1 + "/invitations/preview"): "tests/api/test_invitations.py (the link's holder only)",
+    ("POST", V1 + "/invitations/accept"): "tests/api/test_invitations.py (the invited address only)",
     ("DELETE", V1 + "/api-keys/{key_id}"): "tests/api/test_actor_cache.py (revoking: own keys only)",
     ("POST", V1 + "/projects/{project_id}/visitors/{visitor_id}/screenshot"): (
         "tests/screenshots/test_api.py (needs a visitor on a page and a renderer)"

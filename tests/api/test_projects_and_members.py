@@ -73,42 +73,10 @@ async def test_rotating_the_widget_key_replaces_it_and_drops_the_cache(
     assert await redis.get(Keys.project_by_public_key(old)) is None
 
 
-async def test_invite_creates_inactive_user_with_one_time_link(client: httpx.AsyncClient) -> None:
+async def test_inviting_a_member_again_is_a_conflict(client: httpx.AsyncClient) -> None:
     world = await build_world()
-    added = await client.post(
-        f"/api/v1/projects/{world.project.id}/members",
-        json={"email": "New.Agent@example.com", "role": "agent"},
-        headers=world.headers("manager"),
-    )
-    assert added.status_code == 201, added.text
-    body = added.json()
-    assert body["invited"] is True and body["member"]["active"] is False
-    token = body["set_password_url"].split("token=")[1]
-    assert (
-        await client.post(
-            "/api/v1/auth/login", json={"email": "new.agent@example.com", "password": "whatever1"}
-        )
-    ).status_code == 401
-    accepted = await client.post(
-        "/api/v1/auth/set-password", json={"token": token, "password": "my new password"}
-    )
-    assert accepted.status_code == 200 and accepted.json()["active"] is True
-    again = await client.post(
-        "/api/v1/auth/set-password", json={"token": token, "password": "another password"}
-    )
-    assert again.status_code == 404 and again.json()["code"] == "invite_invalid"
-    login = await client.post(
-        "/api/v1/auth/login", json={"email": "new.agent@example.com", "password": "my new password"}
-    )
-    assert login.status_code == 200
-
-
-async def test_existing_user_is_added_and_duplicates_refused(client: httpx.AsyncClient) -> None:
-    world = await build_world()
-    path = f"/api/v1/projects/{world.project.id}/members"
-    added = await client.post(path, json={"email": "outsider@example.com"}, headers=world.headers("manager"))
-    assert added.status_code == 201 and added.json()["invited"] is False
-    again = await client.post(path, json={"email": "outsider@example.com"}, headers=world.headers("manager"))
+    path = f"/api/v1/projects/{world.project.id}/invitations"
+    again = await client.post(path, json={"email": "Agent@example.com"}, headers=world.headers("manager"))
     assert again.status_code == 409 and again.json()["code"] == "already_member"
 
 

@@ -65,6 +65,7 @@ async def build_world() -> World:
     reply = await f.make_canned_reply(project, shortcut="hi")
     other_visitor = await f.make_visitor(other)
     other_conversation = await f.make_conversation(other, other_visitor)
+    invitation = await f.make_invitation(project, "pending@example.com")
     world.ids.update(
         project_id=project.id,
         other_project_id=other.id,
@@ -74,6 +75,7 @@ async def build_world() -> World:
         member_user_id=users["agent2"].id,
         other_visitor_id=other_visitor.id,
         other_conversation_id=other_conversation.id,
+        invitation_id=invitation.id,
     )
     return world
 

@@ -10,7 +10,16 @@ from litestar.datastructures import Cookie
 from litestar.params import JSONBody
 
 from server.accounts import ratelimit_rules
-from server.accounts.schemas import LoginRequest, SessionView, SetPasswordRequest, UserView, user_view
+from server.accounts.resets import request_password_reset
+from server.accounts.schemas import (
+    LoginRequest,
+    PasswordResetQueued,
+    PasswordResetRequest,
+    SessionView,
+    SetPasswordRequest,
+    UserView,
+    user_view,
+)
 from server.accounts.services import authenticate, normalize_email
 from server.accounts.sessions import (
     SESSION_COOKIE,
@@ -23,8 +32,8 @@ from server.accounts.tables import User
 from server.api.access import CurrentActor, public, signed_in
 from server.errors import Unauthorized
 from server.ratelimit import enforce, reset
-from server.tenancy.services import accept_invite
-from server.web_state import redis_of, settings_of
+from server.tenancy.invitations import set_password_from_link
+from server.web_state import queue_of, redis_of, settings_of
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:
@@ -81,14 +90,31 @@ async def session_info(request: Request[Any, Any, Any], actor: CurrentActor) -> 
     "/auth/set-password",
     opt=public(),
     status_code=200,
-    summary="Choose a password with an invitation link's token",
+    summary="Choose a password with a mailed link's token: a new account's invitation, or a reset",
 )
 async def set_password(request: Request[Any, Any, Any], data: JSONBody[SetPasswordRequest]) -> UserView:
     redis = redis_of(request.app)
     await enforce(
-        redis, ratelimit_rules.INVITE_PER_IP, client_ip(request), "Too many attempts; try again later."
+        redis, ratelimit_rules.LINK_PER_IP, client_ip(request), "Too many attempts; try again later."
     )
-    return user_view(await accept_invite(redis, data.token, data.password))
+    return user_view(await set_password_from_link(redis, data.token, data.password, name=data.name))
 
 
-route_handlers = [login, logout, session_info, set_password]
+@post(
+    "/auth/password-reset",
+    opt=public(),
+    status_code=202,
+    summary="Mail a password-reset link to this address if it has an account (same answer either way)",
+)
+async def password_reset(
+    request: Request[Any, Any, Any], data: JSONBody[PasswordResetRequest]
+) -> PasswordResetQueued:
+    redis = redis_of(request.app)
+    message = "Too many reset requests; try again later."
+    await enforce(redis, ratelimit_rules.RESET_PER_IP, client_ip(request), message)
+    await enforce(redis, ratelimit_rules.RESET_PER_EMAIL, normalize_email(data.email), message)
+    await request_password_reset(queue_of(request.app), data.email)
+    return PasswordResetQueued()
+
+
+route_handlers = [login, logout, session_info, set_password, password_reset]

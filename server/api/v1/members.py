@@ -1,18 +1,18 @@
-"""Members of a project: list (agents), add or invite, change role, remove (managers)."""
+"""Members of a project: list (agents), change role, remove (managers). People join by invitation
+(``server/api/v1/invitations.py``): nobody is made a member by someone else alone."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, delete, get, patch, post
+from litestar import delete, get, patch
 from litestar.params import JSONBody
 
 from server.api.access import project_role
 from server.api.params import ProjectId, UserId
 from server.tenancy import services
 from server.tenancy.access import ProjectRole
-from server.tenancy.schemas import MemberAdd, MemberAdded, MemberUpdate, MemberView
-from server.web_state import redis_of
+from server.tenancy.schemas import MemberUpdate, MemberView
 
 
 def member_view(row: dict[str, Any]) -> MemberView:
@@ -29,21 +29,6 @@ def member_view(row: dict[str, Any]) -> MemberView:
 @get("/projects/{project_id:int}/members", opt=project_role(ProjectRole.AGENT), summary="List members")
 async def list_members(project_id: ProjectId) -> list[MemberView]:
     return [member_view(row) for row in await services.list_members(project_id)]
-
-
-@post(
-    "/projects/{project_id:int}/members",
-    opt=project_role(ProjectRole.MANAGER),
-    summary="Add a user by e-mail; unknown addresses are invited (managers)",
-)
-async def add_member(
-    request: Request[Any, Any, Any], project_id: ProjectId, data: JSONBody[MemberAdd]
-) -> MemberAdded:
-    row, invite = await services.add_member(
-        redis_of(request.app), project_id, data.email, ProjectRole(data.role), name=data.name
-    )
-    url = str(request.base_url).rstrip("/") + f"/console/set-password?token={invite}" if invite else None
-    return MemberAdded(member=member_view(row), invited=invite is not None, set_password_url=url)
 
 
 @patch(
@@ -65,4 +50,4 @@ async def remove_member(project_id: ProjectId, user_id: UserId) -> None:
     await services.remove_member(project_id, user_id)
 
 
-route_handlers = [list_members, add_member, change_role, remove_member]
+route_handlers = [list_members, change_role, remove_member]
