@@ -98,5 +98,23 @@ async def test_round_trip_typing_notes_and_markup(
 
         await assert_accessible(page)
         await screenshot(page, "widget-open")
+
+        # Closed panel: an agent reply shows as an unread badge and in the page's title.
+        await panel.locator(".close").click()
+        await expect(panel).to_be_hidden()
+        await agent.call(
+            "message:send",
+            {
+                "conversation_id": conversation_id,
+                "body": "Anything else?",
+                "client_msg_id": str(uuid.uuid4()),
+            },
+        )
+        await expect(widget.locator(".badge")).to_have_text("1")
+        await expect(page).to_have_title("(1) Shop")
+        await screenshot(page, "widget-unread")
+        await widget.locator(".launcher").click()
+        await expect(widget.locator(".badge")).to_be_hidden()
+        await expect(page).to_have_title("Shop")
         assert "VIP" not in await panel.inner_text()
         assert not page.js_errors, page.js_errors  # type: ignore[attr-defined]

@@ -39,6 +39,8 @@ class HostSite:
     hostile: bool = False
     extra_script: str = ""
     """A file of the host's own JavaScript (served at /host.js), e.g. calls to window.Parley."""
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """More files to serve: path -> (content type, text)."""
     gateway: str = ""
     """The realtime gateway's websocket origin, for the page's connect-src."""
     port: int = 0
@@ -87,6 +89,18 @@ class HostSite:
         app.router.add_get("/other", page)
         app.router.add_get("/host.css", css)
         app.router.add_get("/host.js", script)
+        for path, (content_type, text) in self.files.items():
+
+            async def serve(
+                request: web.Request, content_type: str = content_type, text: str = text
+            ) -> web.Response:
+                policy = self.page(request).headers.get("content-security-policy")
+                headers = (
+                    {"content-security-policy": policy} if policy and content_type == "text/html" else {}
+                )
+                return web.Response(text=text, content_type=content_type, headers=headers)
+
+            app.router.add_get(path, serve)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         self.port = free_port()
