@@ -76,7 +76,7 @@ async def rotate_identity_secret(
     if not _confirmed(project, await form_data(request)):
         errors = {"confirm": "Type the project's name exactly to confirm.", "form": "Nothing was rotated."}
         return await _page(request, project, form="identity", errors=errors, status_code=422)
-    await services.rotate_identity_secret(project_id)
+    await services.rotate_identity_secret(redis_of(request.app), project_id)
     message = "New identity secret made: the old one no longer verifies. Update your servers."
     return done(request, install_path(project_id) + "?show=secret", message)
 

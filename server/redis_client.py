@@ -122,6 +122,15 @@ class Keys:
     """List of the last mails "sent" without an SMTP server (development), newest first, as JSON."""
 
     @staticmethod
+    def deleted_project(project_id: int) -> str:
+        """Tombstone of a deleted project, kept while its visitors' tokens may still be valid.
+
+        Outside ``project_pattern`` on purpose: the job that clears a deleted project's keys must
+        not remove it.
+        """
+        return f"{PREFIX}:deleted-project:{project_id}"
+
+    @staticmethod
     def project_by_public_key(public_key: str) -> str:
         """Application cache (role 5): the widget's project lookup by public key."""
         return f"{PREFIX}:cache:project-key:{public_key}"

@@ -35,8 +35,9 @@ from server.chat.visitors import (
     visitor_by_uid,
     visitor_profile,
 )
-from server.errors import Unauthorized
+from server.errors import NotFound, Unauthorized
 from server.ratelimit import Limit, enforce
+from server.tenancy.widget_cache import project_deleted
 from server.web_state import redis_of, sender_of, settings_of
 
 SESSIONS_PER_IP = Limit(scope="widget-session-ip", limit=120, window_seconds=60)
@@ -169,6 +170,8 @@ async def send_visitor_message(
     """Opens a conversation when the visitor has no open one (the worker decides, in order)."""
     claims = visitor_claims(request)
     assert claims.project_id is not None
+    if await project_deleted(redis_of(request.app), claims.project_id):
+        raise NotFound("No such project.")
     command = SendMessage(
         kind=MessageKind.VISITOR,
         project_id=claims.project_id,

@@ -86,7 +86,9 @@ class PersistOutcome:
     drained: bool = True
     """False when a drain stopped at its time limit with messages still coming: queue another."""
     dropped: list[str] = field(default_factory=list)
-    """One line per reason messages were dropped."""
+    """One line per reason messages were dropped (a failure: the job ends FAILED)."""
+    deleted_project_messages: int = 0
+    """Messages of projects deleted meanwhile: dropped without a trace, like the project."""
 
     def counts(self) -> dict[str, int]:
         return {
@@ -98,6 +100,7 @@ class PersistOutcome:
             "published": self.published,
             "rounds": self.rounds,
             "dropped": len(self.dropped),
+            "deleted_project_messages": self.deleted_project_messages,
         }
 
 
@@ -277,7 +280,15 @@ async def _store(current: _Round, outcome: PersistOutcome) -> None:
     connection: Any = engine().current_transaction.get().connection  # type: ignore[union-attr]
     items = [item for stream in current.items.values() for item in stream]
     projects = await _live_projects(connection, {item.message.project_id for item in items})
-    _drop(current, outcome, "project deleted", [i for i in items if i.message.project_id not in projects])
+    orphans = [i for i in items if i.message.project_id not in projects]
+    if orphans:
+        # Expected housekeeping, not a failure: the project and all its data are gone on purpose.
+        outcome.deleted_project_messages += len(orphans)
+        log.info(
+            "%d message(s) of deleted project(s) %s dropped",
+            len(orphans),
+            sorted({i.message.project_id for i in orphans}),
+        )
     live = [item for item in items if item.message.project_id in projects]
 
     visitors = [item for item in live if item.message.kind is MessageKind.VISITOR]

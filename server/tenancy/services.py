@@ -20,6 +20,7 @@ from server.tenancy.access import ProjectRole
 from server.tenancy.actor_cache import forget_cached_actors
 from server.tenancy.schemas import ProjectUpdate
 from server.tenancy.tables import Project, ProjectMember, new_identity_secret, new_public_key
+from server.tenancy.widget_cache import forget_widget_project, mark_project_deleted
 
 CLEAR_PROJECT_KEYS_JOB = "clear_project_keys"
 
@@ -75,7 +76,7 @@ async def update_project(redis: Redis, project_id: int, changes: ProjectUpdate) 
     project = await get_project(project_id)
     if values:
         await Project.update(values).where(Project.id == project_id)
-        await redis.delete(Keys.project_by_public_key(project.public_key))
+        await forget_widget_project(redis, project.public_key)
         project = await get_project(project_id)
     return project
 
@@ -83,14 +84,16 @@ async def update_project(redis: Redis, project_id: int, changes: ProjectUpdate) 
 async def rotate_widget_key(redis: Redis, project_id: int) -> Project:
     project = await get_project(project_id)
     await Project.update({Project.public_key: new_public_key()}).where(Project.id == project_id)
-    await redis.delete(Keys.project_by_public_key(project.public_key))
+    await forget_widget_project(redis, project.public_key)
     return await get_project(project_id)
 
 
-async def rotate_identity_secret(project_id: int) -> str:
+async def rotate_identity_secret(redis: Redis, project_id: int) -> str:
+    """A new identity secret; the old one stops verifying at once (no grace period)."""
     secret = new_identity_secret()
-    await get_project(project_id)
+    project = await get_project(project_id)
     await Project.update({Project.identity_secret: secret}).where(Project.id == project_id)
+    await forget_widget_project(redis, project.public_key)
     return secret
 
 
@@ -99,7 +102,8 @@ async def delete_project(redis: Redis, queue: Queue, project_id: int) -> None:
     project = await get_project(project_id)
     await Project.delete().where(Project.id == project_id)
     forget_cached_actors()
-    await redis.delete(Keys.project_by_public_key(project.public_key))
+    await mark_project_deleted(redis, project_id)
+    await forget_widget_project(redis, project.public_key)
     await queue.enqueue(CLEAR_PROJECT_KEYS_JOB, project_id=project_id, timeout=300, retries=3)
 
 

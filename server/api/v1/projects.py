@@ -91,8 +91,11 @@ async def get_identity_secret(project_id: ProjectId) -> ProjectSecretsView:
     status_code=200,
     summary="Replace the identity secret (managers)",
 )
-async def rotate_identity_secret(project_id: ProjectId) -> ProjectSecretsView:
-    return ProjectSecretsView(identity_secret=await services.rotate_identity_secret(project_id))
+async def rotate_identity_secret(
+    request: Request[Any, Any, Any], project_id: ProjectId
+) -> ProjectSecretsView:
+    secret = await services.rotate_identity_secret(redis_of(request.app), project_id)
+    return ProjectSecretsView(identity_secret=secret)
 
 
 @delete(
