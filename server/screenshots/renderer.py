@@ -64,6 +64,23 @@ VIEWPORTS: dict[str, Viewport] = {
 }
 
 
+@dataclass(slots=True)
+class Prepared:
+    """An opened context and page, with the proxy that is its only way out."""
+
+    viewport_name: str
+    proxy: RenderProxy
+    context: Any
+    page: Any
+
+    async def close(self) -> None:
+        try:
+            await self.context.close()
+        except Exception as error:  # the browser is gone already
+            log.debug("closing a render context: %s", error)
+        await self.proxy.close()
+
+
 class RenderFailed(Exception):
     """A render ended without an image; ``code`` is the machine-readable reason."""
 
@@ -108,6 +125,8 @@ class Renderer:
         """Why the renderer cannot render (Chromium missing, failed to start); None when it can."""
         self.renders = 0
         """Renders started by this process (tests and the benchmark count them)."""
+        self._spare: asyncio.Future[Prepared] | None = None
+        self._closing = False
 
     async def start(self) -> None:
         """Start Chromium; on failure record the reason in :attr:`problem` instead of raising."""
@@ -144,6 +163,13 @@ class Renderer:
             return self._browser
 
     async def close(self) -> None:
+        self._closing = True
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                await (await spare).close()
+            except Exception as error:
+                log.debug("closing the spare render context: %s", error)
         if self._browser is not None:
             try:
                 await self._browser.close()
@@ -157,6 +183,53 @@ class Renderer:
                 log.debug("stopping Playwright: %s", error)
             self._playwright = None
 
+    async def _open(self, browser: Any, viewport_name: str) -> Prepared:
+        """A new context (its own proxy) and page: nothing of an earlier render is in it."""
+        viewport = VIEWPORTS[viewport_name]
+        proxy = RenderProxy(self.policy, max_bytes=self.settings.max_page_bytes, resolver=self._resolver)
+        proxy_url = await proxy.start()
+        try:
+            context = await browser.new_context(
+                viewport={"width": viewport.width, "height": viewport.height},
+                device_scale_factor=1,
+                is_mobile=viewport.mobile,
+                has_touch=viewport.mobile,
+                user_agent=MOBILE_USER_AGENT if viewport.mobile else None,
+                proxy={"server": proxy_url},
+                service_workers="block",
+                accept_downloads=False,
+                java_script_enabled=True,
+            )
+            page = await context.new_page()
+        except BaseException:
+            await proxy.close()
+            raise
+        context.on("page", lambda opened: _close_popup(opened, page))
+        return Prepared(viewport_name, proxy, context, page)
+
+    async def _take(self, browser: Any, viewport_name: str) -> Prepared:
+        """The spare context prepared after the last render if it fits, else a new one.
+
+        A spare is opened once, never navigated before its render, and closed after it, so every
+        render still gets a fresh context; preparing it between renders takes Chromium's context
+        start-up (a few hundred ms) off the agent's wait.
+        """
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                prepared = await spare
+            except Exception as error:  # the browser went away meanwhile: open a new one below
+                log.debug("spare render context failed: %s", error)
+            else:
+                if prepared.viewport_name == viewport_name and prepared.page.context.browser is browser:
+                    return prepared
+                await prepared.close()
+        return await self._open(browser, viewport_name)
+
+    def _prepare_spare(self, browser: Any) -> None:
+        if self._spare is None and not self._closing:
+            self._spare = asyncio.ensure_future(self._open(browser, "desktop"))
+
     async def render(self, url: str, viewport_name: str) -> Rendered:
         """Render ``url`` (already normalised and checked by web) in a fresh context."""
         viewport = VIEWPORTS[viewport_name]
@@ -164,38 +237,21 @@ class Renderer:
         self.renders += 1
         started = time.perf_counter()
         limit = self.settings.timeout_ms / 1000
-        proxy = RenderProxy(self.policy, max_bytes=self.settings.max_page_bytes, resolver=self._resolver)
-        context: Any = None
+        prepared: Prepared | None = None
         try:
-            proxy_url = await proxy.start()
             async with asyncio.timeout(limit):
-                context = await browser.new_context(
-                    viewport={"width": viewport.width, "height": viewport.height},
-                    device_scale_factor=1,
-                    is_mobile=viewport.mobile,
-                    has_touch=viewport.mobile,
-                    user_agent=MOBILE_USER_AGENT if viewport.mobile else None,
-                    proxy={"server": proxy_url},
-                    service_workers="block",
-                    accept_downloads=False,
-                    java_script_enabled=True,
-                )
-                page = await context.new_page()
-                context.on("page", lambda opened: _close_popup(opened, page))
+                prepared = await self._take(browser, viewport_name)
+                self._prepare_spare(browser)
                 return await _unless_over_limit(
-                    self._shoot(page, url, proxy, started, limit, viewport),
-                    proxy,
+                    self._shoot(prepared.page, url, prepared.proxy, started, limit, viewport),
+                    prepared.proxy,
                     self.settings.max_page_bytes,
                 )
         except TimeoutError:
             raise RenderFailed("render_timeout", f"The page did not load within {limit:g} s.") from None
         finally:
-            if context is not None:
-                try:
-                    await context.close()
-                except Exception as error:
-                    log.debug("closing a render context: %s", error)
-            await proxy.close()
+            if prepared is not None:
+                await prepared.close()
 
     async def _shoot(
         self, page: Any, url: str, proxy: RenderProxy, started: float, limit: float, viewport: Viewport
@@ -248,9 +304,7 @@ class Renderer:
 
     async def _encode(self, page: Any) -> bytes:
         for quality in JPEG_QUALITIES:
-            image: bytes = await page.screenshot(
-                type="jpeg", quality=quality, timeout=3000, animations="disabled"
-            )
+            image: bytes = await page.screenshot(type="jpeg", quality=quality, timeout=3000)
             if len(image) <= self.settings.max_image_bytes:
                 return image
         raise RenderFailed(
