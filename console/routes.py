@@ -17,6 +17,7 @@ from console import (
     home,
     inbox,
     inbox_actions,
+    inbox_screenshot,
     install,
     settings,
     signin,
@@ -24,7 +25,19 @@ from console import (
 from console.errors import console_exception_handlers
 from console.shell import console_guard, provide_viewer
 
-PAGES = (signin, home, settings, install, canned, apikeys, admin_projects, admin_users, inbox, inbox_actions)
+PAGES = (
+    signin,
+    home,
+    settings,
+    install,
+    canned,
+    apikeys,
+    admin_projects,
+    admin_users,
+    inbox,
+    inbox_actions,
+    inbox_screenshot,
+)
 
 console_router = Router(
     path="/console",

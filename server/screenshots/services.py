@@ -311,6 +311,14 @@ async def read_screenshot(
     return view_of(info, "failed", error)
 
 
+async def describe_ready(redis: Redis, project_id: int, handle: str) -> ScreenshotView:
+    """The view of a handle whose image is ready (for pages that show the image by its URL)."""
+    raw = await redis.hget(Keys.screenshot_handle(project_id, handle), "info")
+    if raw is None:
+        raise NotFound("No such screenshot.")
+    return view_of(msgspec.json.decode(raw, type=HandleInfo), "ready")
+
+
 async def start_render(redis: Redis, job: RenderJob, timeout_ms: int) -> str:
     """The worker begins: the lock says ``rendering`` for the render's time limit and margin.
 

@@ -487,6 +487,8 @@ client.on("visitor.navigated", (envelope) => {
   refresh("list");
   if (thread && envelope.data.visitor_uid === thread.visitorUid) refresh("panel");
 });
+// A screenshot this agent asked for is ready (or failed): the panel's slot asks for its state.
+for (const name of ["screenshot.ready", "screenshot.failed"]) client.on(name, () => refresh("screenshot"));
 client.on("visitor.updated", (envelope) => { if (thread && envelope.data.visitor_uid === thread.visitorUid) refresh("panel"); });
 client.on("presence.changed", (envelope) => {
   if (envelope.data.kind !== "visitor") return;
