@@ -123,6 +123,10 @@ class EmbeddedServers:
                 self._valkey.stop(timeout=10)
             self._valkey = None
 
+    def start_valkey(self) -> str:
+        """Start Valkey again after :meth:`stop_valkey` (same socket and data)."""
+        return self._start_valkey()
+
     def restart_valkey(self) -> str:
         """Stop and start Valkey on the same socket and data (tests of Redis restarts use it)."""
         self.stop_valkey()

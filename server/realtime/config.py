@@ -9,6 +9,7 @@
 | ``REALTIME_HEARTBEAT_MS`` | 10000 | how often a node refreshes its sockets' presence entries |
 | ``REALTIME_NODE_ID`` | random | names this process in Redis (visitor uid -> sockets with node) |
 | ``REALTIME_AGENT_IDLE_MS`` | 300000 | an agent with no input in any tab for this long turns away |
+| ``REALTIME_SUBSCRIPTION_CHECK_MS`` | 30000 | how often Redis's view of the subscriptions is checked |
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class RealtimeConfig:
     heartbeat_ms: int = 10_000
     node_id: str = ""
     agent_idle_ms: int = 300_000
+    subscription_check_ms: int = 30_000
 
     @property
     def idle_timeout_seconds(self) -> int:
@@ -51,4 +53,7 @@ def load_realtime_config(env: Mapping[str, str] = os.environ) -> RealtimeConfig:
         heartbeat_ms=int_setting(env, "REALTIME_HEARTBEAT_MS", 10_000, low=200, high=600_000),
         node_id=env.get("REALTIME_NODE_ID", "").strip() or "n" + secrets.token_hex(6),
         agent_idle_ms=int_setting(env, "REALTIME_AGENT_IDLE_MS", 300_000, low=1000, high=86_400_000),
+        subscription_check_ms=int_setting(
+            env, "REALTIME_SUBSCRIPTION_CHECK_MS", 30_000, low=100, high=3_600_000
+        ),
     )

@@ -71,6 +71,7 @@ BAD_TRANSPORT = (
 )
 BAD_VERSION = '{"code":5,"message":"Unsupported protocol version: only Engine.IO v4 (EIO=4)"}'
 SHUTTING_DOWN = '{"code":0,"message":"shutting down"}'
+NOT_READY = '{"code":0,"message":"not ready: the node is not receiving events from Redis yet; retry shortly"}'
 PING = protocol.PING.encode()
 NAMESPACES = {VISITOR_NAMESPACE: VISITOR_NAMESPACE, AGENT_NAMESPACE: AGENT_NAMESPACE}
 """A packet's namespace -> the shared constant a session keeps (not a copy per socket)."""
@@ -183,6 +184,11 @@ class Gateway:
     def on_upgrade(self, upgrade: uws.Upgrade) -> None:
         if self.stopping:
             upgrade.refuse("503 Service Unavailable", "application/json", SHUTTING_DOWN)
+            return
+        if not self.fanout.live:
+            # A socket accepted now could join before this node receives its project's events
+            # and would miss them without knowing (issue #9): clients retry, as after any drop.
+            upgrade.refuse("503 Service Unavailable", "application/json", NOT_READY)
             return
         if upgrade.query("EIO") != "4":
             upgrade.refuse("400 Bad Request", "application/json", BAD_VERSION)

@@ -68,7 +68,8 @@ class Process:
         self.app = App()
         self.events = EventLoop(self.app)
         self.redis = make_redis(settings.redis)
-        self.subscriber = make_redis(settings.redis, max_connections=2)
+        # Only a connection factory: the fan-out's one subscription task makes its connection from it.
+        self.subscriber = make_redis(settings.redis, max_connections=1)
         self.store = Store()
         self.sender, self.queue = _make_sender(settings, self.redis)
         self.gateway: Gateway | None = None
@@ -109,6 +110,7 @@ class Process:
                 visitor_of_conversation=visitor_of,
                 node_channel=Keys.realtime_node(self.config.node_id),
                 on_gap=lambda: gateway.resync_all(),
+                check_seconds=self.config.subscription_check_ms / 1000,
             ),
             presence=presence,
             authenticator=Authenticator(store, self.settings.security.secret_key, load_api_key_hook()),
