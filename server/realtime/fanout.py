@@ -17,7 +17,6 @@ delivers them the same way; there is no special local path to keep consistent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -27,6 +26,7 @@ from redis.asyncio import Redis
 from server.outbox.envelope import Envelope, decode, encode, project_channel
 from server.realtime import protocol
 from server.realtime.audience import audience, conversation_id_of, visitor_uid_in
+from server.realtime.background import cancel_all
 from server.realtime.subscriptions import CHECK_SECONDS, Subscriptions
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,9 @@ class Fanout:
         await self.subscriptions.became_live()
 
     async def stop(self) -> None:
+        self.subscriptions.stopping = True
         if self._owner is not None:
-            self._owner.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._owner
+            await cancel_all([self._owner])
 
     async def acquire(self, project_ids: frozenset[int]) -> None:
         """Make sure this node receives these projects' events; waits for Redis to confirm."""

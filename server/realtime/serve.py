@@ -20,6 +20,7 @@ from typing import Any
 from socketify import App
 
 from server.realtime.auth import Authenticator, load_api_key_hook
+from server.realtime.background import cancel_all
 from server.realtime.config import RealtimeConfig, load_realtime_config
 from server.realtime.fanout import Fanout
 from server.realtime.gateway import Gateway
@@ -140,11 +141,7 @@ class Process:
     async def stop(self) -> None:
         assert self.gateway is not None
         await self.gateway.shutdown()
-        for task in self.background:
-            task.cancel()
-        for task in self.background:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self.background)
         if self.sender is not None:
             with contextlib.suppress(Exception):
                 await self.sender.aclose()  # type: ignore[attr-defined]

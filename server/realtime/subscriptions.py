@@ -99,6 +99,7 @@ class Subscriptions:
         self._live = asyncio.Event()
         self.connects = 0
         self.repairs = 0
+        self.stopping = False
 
     # -- what sockets need (synchronous; the owner task does the talking) --------------------
 
@@ -156,7 +157,7 @@ class Subscriptions:
     async def run(self) -> None:
         """Connect, subscribe, keep Redis in step with what sockets need; reconnect on failure."""
         attempt = 0
-        while True:
+        while not self.stopping:
             reader: asyncio.Task[None] | None = None
             try:
                 connection = await self._connect()
