@@ -19,6 +19,7 @@ from console import (
     inbox_actions,
     inbox_screenshot,
     install,
+    profile,
     settings,
     signin,
 )
@@ -37,6 +38,7 @@ PAGES = (
     inbox,
     inbox_actions,
     inbox_screenshot,
+    profile,
 )
 
 console_router = Router(

@@ -78,7 +78,8 @@ async def save_general(request: Request[Any, Any, Any], viewer: CurrentViewer, p
 @post("/projects/{project_id:int}/settings/appearance", opt=needs(Need.MANAGER))
 async def save_appearance(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
     data = await form_data(request)
-    values = {name: data.get(name, "") for name in ("widget_color", "greeting_text", "offline_text")}
+    names = ("widget_color", "greeting_text", "offline_text", "launcher_position")
+    values = {name: data.get(name, "") for name in names}
     return await _update(request, project_id, "appearance", values, "Widget appearance saved.")
 
 

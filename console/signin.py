@@ -69,7 +69,13 @@ async def login_submit(
 async def signed_in_response(request: Request[Any, Any, Any], user: User, to: str) -> Redirect:
     """A new console session for ``user`` (and piccolo-admin's, for admins), then on to ``to``."""
     settings = settings_of(request.app)
-    session = await create_session(redis_of(request.app), user.id, now=time.time())
+    session = await create_session(
+        redis_of(request.app),
+        user.id,
+        now=time.time(),
+        user_agent=request.headers.get("user-agent", ""),
+        ip=request.client.host if request.client else "",
+    )
     response = Redirect(to, status_code=303)
     secure = settings.security.secure_cookies
     response.set_cookie(

@@ -111,3 +111,18 @@ async def set_active(redis: Redis, user_id: int, active: bool, *, acting_user_id
         await destroy_user_sessions(redis, user_id)
     user.active = active
     return user
+
+
+async def rename_user(user_id: int, name: str) -> None:
+    name = name.strip()
+    if len(name) > 200:
+        raise Invalid("The name is too long.", fields={"name": "Must be at most 200 characters"})
+    await User.update({User.name: name}).where(User.id == user_id)
+
+
+async def change_password(redis: Redis, user: User, current: str, new: str) -> None:
+    """A signed-in user's own change: the current password first, then :func:`set_password`
+    (which ends every session of the user, this one too: the caller opens a new one)."""
+    if await authenticate(user.email, current) is None:
+        raise Invalid("The current password is wrong.", fields={"current_password": "Wrong password"})
+    await set_password(redis, user.id, new)

@@ -25,6 +25,9 @@ class SessionData(msgspec.Struct, frozen=True):
     created_at: float
     csrf_token: str = ""
     """Required in ``X-CSRF-Token`` on unsafe API calls authenticated by this session's cookie."""
+    user_agent: str = ""
+    """The browser that signed in (shortened), so a user can tell their sessions apart."""
+    ip: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +40,17 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def create_session(redis: Redis, user_id: int, *, now: float) -> Session:
+async def create_session(
+    redis: Redis, user_id: int, *, now: float, user_agent: str = "", ip: str = ""
+) -> Session:
     token = secrets.token_urlsafe(32)
-    data = SessionData(user_id=user_id, created_at=now, csrf_token=secrets.token_urlsafe(24))
+    data = SessionData(
+        user_id=user_id,
+        created_at=now,
+        csrf_token=secrets.token_urlsafe(24),
+        user_agent=user_agent[:200],
+        ip=ip[:64],
+    )
     token_hash = _token_hash(token)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.set(Keys.session(token_hash), msgspec.json.encode(data), ex=SESSION_TTL_SECONDS)
@@ -75,3 +86,44 @@ async def destroy_user_sessions(redis: Redis, user_id: int) -> None:
     hashes = await redis.smembers(Keys.user_sessions(user_id))
     keys = [Keys.session(h.decode() if isinstance(h, bytes) else h) for h in hashes]
     await redis.delete(*keys, Keys.user_sessions(user_id))
+
+
+def session_id(token: str) -> str:
+    """The public name of a session (its token's hash): what lists of sessions show and compare."""
+    return _token_hash(token)
+
+
+async def user_sessions(redis: Redis, user_id: int) -> list[tuple[str, SessionData]]:
+    """The user's live sessions as (session id, data), newest first; ended ones are dropped from the set."""
+    hashes = [
+        h.decode() if isinstance(h, bytes) else h for h in await redis.smembers(Keys.user_sessions(user_id))
+    ]
+    if not hashes:
+        return []
+    raws = await redis.mget([Keys.session(h) for h in hashes])
+    sessions: list[tuple[str, SessionData]] = []
+    gone: list[str] = []
+    for token_hash, raw in zip(hashes, raws, strict=True):
+        if raw is None:
+            gone.append(token_hash)
+            continue
+        try:
+            sessions.append((token_hash, msgspec.json.decode(raw, type=SessionData)))
+        except msgspec.DecodeError:
+            gone.append(token_hash)
+    if gone:
+        await redis.srem(Keys.user_sessions(user_id), *gone)
+    return sorted(sessions, key=lambda item: item[1].created_at, reverse=True)
+
+
+async def destroy_other_sessions(redis: Redis, user_id: int, keep_token: str | None) -> int:
+    """End every session of the user except the one of ``keep_token``; returns how many ended."""
+    keep = _token_hash(keep_token) if keep_token else None
+    others = [h for h, _ in await user_sessions(redis, user_id) if h != keep]
+    if not others:
+        return 0
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(*[Keys.session(h) for h in others])
+        pipe.srem(Keys.user_sessions(user_id), *others)
+        await pipe.execute()
+    return len(others)

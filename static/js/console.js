@@ -39,8 +39,29 @@
     if (event.target.matches && event.target.matches("[data-confirm-input]")) syncConfirm(event.target);
   });
 
+  // The Settings page's widget sketch follows the appearance form (CSSOM, so no inline style).
+  function syncPreview(preview) {
+    var form = preview.closest("section").querySelector("form");
+    var color = form && form.querySelector('[name="widget_color"]');
+    var position = form && form.querySelector('[name="launcher_position"]:checked');
+    preview.style.setProperty("--preview-color", color ? color.value : preview.getAttribute("data-color"));
+    if (position) preview.setAttribute("data-position", position.value);
+    preview.querySelectorAll("[data-preview-text]").forEach(function (target) {
+      var field = document.getElementById(target.getAttribute("data-preview-text"));
+      if (field) target.textContent = field.value;
+    });
+  }
+
+  document.addEventListener("input", function (event) {
+    var section = event.target.closest && event.target.closest("section");
+    var preview = section && section.querySelector("#widget-preview");
+    if (preview) syncPreview(preview);
+  });
+
   function setup(root) {
     root.querySelectorAll("[data-confirm-input]").forEach(syncConfirm);
+    var preview = root.querySelector ? root.querySelector("#widget-preview") : null;
+    if (preview) syncPreview(preview);
   }
   document.addEventListener("DOMContentLoaded", function () { setup(document); });
   document.addEventListener("htmx:load", function (event) { setup(event.detail.elt); });
