@@ -10,14 +10,17 @@ from tests.console.helpers import csrf_of, field_error, post, sign_in
 
 
 def _browser(client: httpx.AsyncClient, agent: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=client._transport, base_url=str(client.base_url), headers={"user-agent": agent})
+    return httpx.AsyncClient(
+        transport=client._transport, base_url=str(client.base_url), headers={"user-agent": agent}
+    )
 
 
 async def test_sign_out_everywhere_else_keeps_only_this_browser(client: httpx.AsyncClient) -> None:
     await f.make_user(email="ann@example.com")
-    async with _browser(client, "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0") as laptop, _browser(
-        client, "Mozilla/5.0 (iPhone) Version/17 Safari/605"
-    ) as phone:
+    async with (
+        _browser(client, "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0") as laptop,
+        _browser(client, "Mozilla/5.0 (iPhone) Version/17 Safari/605") as phone,
+    ):
         csrf = await sign_in(laptop, "ann@example.com")
         await sign_in(phone, "ann@example.com")
         page = await laptop.get("/console/profile")
@@ -30,16 +33,37 @@ async def test_sign_out_everywhere_else_keeps_only_this_browser(client: httpx.As
         assert "Safari on iOS" not in after.text
 
 
-async def test_a_password_change_needs_the_current_one_and_signs_out_the_others(client: httpx.AsyncClient) -> None:
+async def test_a_password_change_needs_the_current_one_and_signs_out_the_others(
+    client: httpx.AsyncClient,
+) -> None:
     await f.make_user(email="ann@example.com")
     async with _browser(client, "laptop") as laptop, _browser(client, "phone") as phone:
         csrf = await sign_in(laptop, "ann@example.com")
         await sign_in(phone, "ann@example.com")
-        wrong = await post(laptop, "/console/profile/password", csrf, {"current_password": "nope", "password": "new password 1", "password_again": "new password 1"})
+        wrong = await post(
+            laptop,
+            "/console/profile/password",
+            csrf,
+            {"current_password": "nope", "password": "new password 1", "password_again": "new password 1"},
+        )
         assert wrong.status_code == 422 and field_error(wrong.text, "current-password") == "Wrong password"
-        short = await post(laptop, "/console/profile/password", csrf, {"current_password": f.DEFAULT_PASSWORD, "password": "short", "password_again": "short"})
+        short = await post(
+            laptop,
+            "/console/profile/password",
+            csrf,
+            {"current_password": f.DEFAULT_PASSWORD, "password": "short", "password_again": "short"},
+        )
         assert short.status_code == 422 and field_error(short.text, "new-password")
-        changed = await post(laptop, "/console/profile/password", csrf, {"current_password": f.DEFAULT_PASSWORD, "password": "new password 1", "password_again": "new password 1"})
+        changed = await post(
+            laptop,
+            "/console/profile/password",
+            csrf,
+            {
+                "current_password": f.DEFAULT_PASSWORD,
+                "password": "new password 1",
+                "password_again": "new password 1",
+            },
+        )
         assert changed.status_code == 303
         assert (await phone.get("/console/", follow_redirects=False)).status_code == 303
         page = await laptop.get("/console/profile", follow_redirects=False)
