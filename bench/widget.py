@@ -128,7 +128,13 @@ async def measure(web_url: str, realtime_url: str, secret: str, runs: int, sends
 
     project = Project(name="Bench shop", allowed_origins=[])
     await project.save()
-    user = User(username="bench@example.com", email="bench@example.com", name="Bench agent", password="x" * 60, active=True)
+    user = User(
+        username="bench@example.com",
+        email="bench@example.com",
+        name="Bench agent",
+        password="x" * 60,
+        active=True,
+    )
     await user.save()
     await ProjectMember(project=project.id, user=user.id, role=ProjectMember.ProjectRole.AGENT.value).save()
     tag = f'<script src="{web_url}/widget.js" data-project="{project.public_key}" async></script>'
@@ -140,12 +146,14 @@ async def measure(web_url: str, realtime_url: str, secret: str, runs: int, sends
     await Project.update({Project.allowed_origins: [origin]}).where(Project.id == project.id)
 
     received: dict[str, float] = {}
+    arrived = asyncio.Event()
+
+    def on_message(event: dict[str, Any]) -> None:
+        received.setdefault(event["data"]["body"], time.time() * 1000)
+        arrived.set()
+
     agent = socketio.AsyncClient()
-    agent.on(
-        "message.created",
-        lambda e: received.setdefault(e["data"]["body"], time.time() * 1000),
-        namespace="/agent",
-    )
+    agent.on("message.created", on_message, namespace="/agent")
     await agent.connect(
         realtime_url,
         namespaces=["/agent"],
@@ -173,10 +181,13 @@ async def measure(web_url: str, realtime_url: str, secret: str, runs: int, sends
             await asyncio.sleep(0.5)
             for number in range(sends):
                 body = f"run {run} message {number} {secrets.token_hex(4)}"
-                sent_at = await page.evaluate("(b) => { const t = Date.now(); Parley.send(b); return t; }", body)
-                deadline = time.monotonic() + 10
-                while body not in received and time.monotonic() < deadline:
-                    await asyncio.sleep(0.002)
+                sent_at = await page.evaluate(
+                    "(b) => { const t = Date.now(); Parley.send(b); return t; }", body
+                )
+                async with asyncio.timeout(10):
+                    while body not in received:
+                        arrived.clear()
+                        await arrived.wait()
                 latency.append(received[body] - sent_at)
             await context.close()
 
@@ -243,8 +254,14 @@ def main() -> None:
     os.environ.update(env)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        subprocess.run([sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True)
-        for command in (["-m", "server", "web"], ["-m", "server", "realtime"], ["-m", "saq", "tasks.worker.settings"]):
+        subprocess.run(
+            [sys.executable, "-m", "server", "migrate"], env=env, cwd=ROOT, check=True, capture_output=True
+        )
+        for command in (
+            ["-m", "server", "web"],
+            ["-m", "server", "realtime"],
+            ["-m", "saq", "tasks.worker.settings"],
+        ):
             processes.append(
                 subprocess.Popen([sys.executable, *command], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
             )
