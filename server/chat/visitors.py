@@ -16,6 +16,7 @@ from server.chat.identity import Identity
 from server.chat.tables import Visitor
 from server.errors import Forbidden, Invalid, NotFound
 from server.redis_client import Keys
+from server.tenancy.origins import AllowedOrigins
 from server.tenancy.tables import Project, ProjectMember
 
 PROJECT_CACHE_TTL_SECONDS = 60
@@ -82,10 +83,8 @@ async def project_by_public_key(redis: Redis, public_key: str) -> WidgetProject:
 
 
 def origin_allowed(project: WidgetProject, origin: str | None) -> bool:
-    """The page's ``Origin`` is one of the project's allowed origins (``*`` allows any)."""
-    if "*" in project.allowed_origins:
-        return True
-    return origin is not None and origin.rstrip("/").lower() in project.allowed_origins
+    """The page's ``Origin`` passes the project's allowed origins (:mod:`server.tenancy.origins`)."""
+    return AllowedOrigins(project.allowed_origins).allows(origin)
 
 
 def check_origin(project: WidgetProject, origin: str | None) -> None:

@@ -1,8 +1,8 @@
 """Who is on the other end of a namespace CONNECT: visitor or agent, from the ``auth`` payload.
 
 - ``/visitor``: ``{token}``, a visitor token from the widget session (bound to project + visitor
-  uid). Optional ``project_id`` must match the token's. A browser's ``Origin`` must be one of the
-  project's allowed origins.
+  uid). Optional ``project_id`` must match the token's. A browser's ``Origin`` must pass the
+  project's allowed origins (:mod:`server.tenancy.origins`, the rule REST uses too).
 - ``/agent``: ``{token}``, an agent token (``POST /api/v1/realtime/token``) or an API key (also
   accepted as ``{api_key}``). Optional ``projects: [id, ...]`` narrows the events to those
   projects; asking for one the agent may not see is refused.
@@ -72,7 +72,8 @@ class Authenticator:
         asked = auth.get("project_id")
         if asked is not None and asked != claims.project_id:
             raise AuthError("wrong_project", "the token belongs to another project")
-        if origin is not None and origin not in await self._store.allowed_origins(claims.project_id):
+        # The one origin rule, as on the REST widget API (server/tenancy/origins.py).
+        if origin is not None and not (await self._store.allowed_origins(claims.project_id)).allows(origin):
             raise AuthError("origin_not_allowed", f"origin {origin[:100]} is not allowed for this project")
         return VisitorPrincipal(project_id=claims.project_id, visitor_uid=claims.visitor_uid)
 

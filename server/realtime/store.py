@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from server.accounts.tables import User
 from server.chat.tables import Conversation
+from server.tenancy.origins import AllowedOrigins
 from server.tenancy.tables import Project
 
 OWNER_CACHE_SIZE = 100_000
@@ -27,7 +28,7 @@ class ConversationOwner:
 class Store:
     def __init__(self) -> None:
         self._owners: OrderedDict[int, ConversationOwner] = OrderedDict()
-        self._origins: dict[int, tuple[float, frozenset[str]]] = {}
+        self._origins: dict[int, tuple[float, AllowedOrigins]] = {}
 
     async def conversation_owner(self, conversation_id: int) -> ConversationOwner | None:
         """The conversation's project and visitor uid, or None if it does not exist."""
@@ -62,12 +63,12 @@ class Store:
         exists: bool = await Project.exists().where(Project.id == project_id)
         return exists
 
-    async def allowed_origins(self, project_id: int) -> frozenset[str]:
+    async def allowed_origins(self, project_id: int) -> AllowedOrigins:
         now = time.monotonic()
         cached = self._origins.get(project_id)
         if cached is not None and cached[0] > now:
             return cached[1]
         row = await Project.select(Project.allowed_origins).where(Project.id == project_id).first()
-        origins = frozenset(row["allowed_origins"] or ()) if row else frozenset()
+        origins = AllowedOrigins(row["allowed_origins"] or () if row else ())
         self._origins[project_id] = (now + ORIGINS_TTL_SECONDS, origins)
         return origins

@@ -11,6 +11,7 @@ import hashlib
 from urllib.parse import urlsplit, urlunsplit
 
 from server.errors import Invalid
+from server.tenancy.origins import AllowedOrigins
 
 MAX_URL_LENGTH = 2048
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -52,23 +53,12 @@ def origin_of(normalised_url: str) -> str:
 
 
 def check_allowed(normalised_url: str, allowed_origins: list[str]) -> None:
-    """The URL's origin must be one of the project's allowed origins (``*`` allows any origin;
-    the address guard still applies to every request the render makes)."""
-    if "*" in allowed_origins:
-        return
-    allowed = {normalise_origin(origin) for origin in allowed_origins}
-    if origin_of(normalised_url) not in allowed:
+    """The URL's origin must pass the project's allowed origins (the one rule of
+    :mod:`server.tenancy.origins`; the address guard still applies to every request the render makes)."""
+    if not AllowedOrigins(allowed_origins).allows(origin_of(normalised_url)):
         raise Invalid(
             "The visitor's page is not on one of the project's allowed origins.", code="origin_not_allowed"
         )
-
-
-def normalise_origin(origin: str) -> str:
-    """An allowed origin spelled like :func:`origin_of` spells a URL's (default port dropped)."""
-    try:
-        return origin_of(normalise_url(origin.strip().rstrip("/") + "/"))
-    except Invalid:
-        return origin.strip().rstrip("/").lower()
 
 
 def cache_digest(normalised_url: str, viewport: str) -> str:

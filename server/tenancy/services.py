@@ -6,7 +6,6 @@ Joining a project goes through invitations (``server/tenancy/invitations.py``).
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 from piccolo.columns import Column
@@ -18,6 +17,7 @@ from server.errors import Conflict, Invalid, NotFound
 from server.redis_client import Keys
 from server.tenancy.access import ProjectRole
 from server.tenancy.actor_cache import forget_cached_actors
+from server.tenancy.origins import InvalidOrigin, normalise_allowed_list
 from server.tenancy.schemas import ProjectUpdate
 from server.tenancy.tables import Project, ProjectMember, new_identity_secret, new_public_key
 from server.tenancy.widget_cache import forget_widget_project, mark_project_deleted
@@ -26,21 +26,15 @@ CLEAR_PROJECT_KEYS_JOB = "clear_project_keys"
 
 
 def check_origins(origins: list[str]) -> list[str]:
-    """Normalised ``scheme://host[:port]`` origins (or ``*`` for any), or :class:`Invalid`."""
-    cleaned: list[str] = []
-    for origin in origins:
-        value = origin.strip().rstrip("/").lower()
-        if value == "*":
-            cleaned.append(value)
-            continue
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
-            raise Invalid(
-                f"{origin!r} is not an origin like https://shop.example",
-                fields={"allowed_origins": "bad origin"},
-            )
-        cleaned.append(f"{parts.scheme}://{parts.netloc}")
-    return list(dict.fromkeys(cleaned))
+    """Allowed-origins entries normalised by the one origin rule (:mod:`server.tenancy.origins`),
+    or :class:`Invalid` naming the first bad entry."""
+    try:
+        return normalise_allowed_list(origins)
+    except InvalidOrigin as error:
+        raise Invalid(
+            f"{error} (allowed: *, an origin like https://shop.example, or https://*.shop.example)",
+            fields={"allowed_origins": "bad origin"},
+        ) from None
 
 
 async def create_project(name: str, allowed_origins: list[str]) -> Project:
