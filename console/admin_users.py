@@ -16,9 +16,10 @@ from console.render import Page, render
 from console.shell import CurrentViewer, Need, needs
 from server.accounts import services
 from server.accounts.queries import find_users
+from server.accounts.resets import request_password_reset
 from server.accounts.tables import User
 from server.errors import DomainError
-from server.web_state import redis_of
+from server.web_state import queue_of, redis_of
 
 TEMPLATE = "console/admin_users.html"
 PATH = "/console/admin/users"
@@ -86,4 +87,13 @@ async def set_admin(request: Request[Any, Any, Any], viewer: CurrentViewer, user
     return done(request, PATH, f"{user.email} is {'now' if make_admin else 'no longer'} an admin.")
 
 
-route_handlers = [users_page, create_user, set_active, set_admin]
+@post("/admin/users/{user_id:int}/send-reset", opt=needs(Need.ADMIN))
+async def send_reset(request: Request[Any, Any, Any], viewer: CurrentViewer, user_id: int) -> Any:
+    user = await User.objects().where(User.id == user_id).first()
+    if user is None:
+        return done(request, PATH, "No such user.", kind="error")
+    await request_password_reset(queue_of(request.app), user.email)
+    return done(request, PATH, f"A password reset link is on its way to {user.email}.")
+
+
+route_handlers = [users_page, create_user, set_active, set_admin, send_reset]

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.plugins.htmx import HTMXRequest
 
 from console import (
+    admin_mailbox,
     admin_projects,
     admin_users,
     apikeys,
@@ -19,6 +20,7 @@ from console import (
     inbox_actions,
     inbox_screenshot,
     install,
+    members,
     profile,
     settings,
     signin,
@@ -39,6 +41,8 @@ PAGES = (
     inbox_actions,
     inbox_screenshot,
     profile,
+    members,
+    admin_mailbox,
 )
 
 console_router = Router(

@@ -84,7 +84,8 @@ class Viewer:
         return access.has_project_role(self.actor, project_id, ProjectRole.MANAGER)
 
 
-async def _load_viewer(connection: ASGIConnection[Any, Any, Any, Any]) -> Viewer | None:
+async def load_viewer(connection: ASGIConnection[Any, Any, Any, Any]) -> Viewer | None:
+    """The signed-in viewer of a request, or None (public pages that also serve the signed in)."""
     session = await load_session(redis_of(connection.app), connection.cookies.get(SESSION_COOKIE))
     if session is None:
         return None
@@ -137,7 +138,7 @@ async def console_guard(connection: ASGIConnection[Any, Any, Any, Any], handler:
         )  # caught at the first request in tests
     if need is Need.ANYONE:
         return
-    viewer = await _load_viewer(connection)
+    viewer = await load_viewer(connection)
     if viewer is None:
         raise SignInRequired("Sign in first.")
     connection.state.viewer = viewer

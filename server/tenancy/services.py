@@ -122,12 +122,12 @@ async def _member(project_id: int, user_id: int) -> dict[str, Any]:
     return row
 
 
-async def list_members(project_id: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = (
-        await ProjectMember.select(*_MEMBER_COLUMNS)
-        .where(ProjectMember.project == project_id)
-        .order_by(ProjectMember.id)
-    )
+async def list_members(project_id: int, *, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """The project's members by when they joined (``limit`` from ``offset``: all by default)."""
+    query = ProjectMember.select(*_MEMBER_COLUMNS).where(ProjectMember.project == project_id)
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    rows: list[dict[str, Any]] = await query.order_by(ProjectMember.id)
     return rows
 
 
