@@ -213,7 +213,7 @@ async def drive(args: argparse.Namespace, env: dict[str, str], machine: Machine,
         await asyncio.sleep(2.0)
         redis = make_redis(settings.redis)
         await redis.flushdb()  # no jobs or mailboxes left over from the previous pipeline
-        queue = make_queue(settings.redis)
+        queue = make_queue(settings.queue_redis)
         sender = MessageSender(
             queue,
             redis,

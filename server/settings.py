@@ -22,6 +22,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_SECRET_KEY_LENGTH = 32
 
 
+REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+
+
 class SettingsError(Exception):
     """A setting is missing or malformed; the message is one line naming it."""
 
@@ -36,8 +39,16 @@ class DatabaseSettings:
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
     url: str
-    """redis:// , rediss:// or unix:// URL (Valkey is protocol-compatible)."""
+    """redis:// , rediss:// or unix:// URL (Valkey is protocol-compatible) of one server;
+    ``redis+sentinel://host:port[,host:port]/<service>`` for a Sentinel-managed primary;
+    ``redis+cluster://host:port[,host:port]`` for a Redis Cluster (``server/redis_client.py``)."""
     max_connections: int
+    ack_replicas: int = 0
+    """``REDIS_ACK_REPLICAS``: a message is acknowledged only once this many replicas hold it
+    (``WAIT``); 0 acknowledges once the primary holds it (see docs/scaling.md for the cost)."""
+    ack_timeout_ms: int = 1000
+    """``REDIS_ACK_TIMEOUT_MS``: how long the ack waits for the replicas before the send fails
+    as unavailable (the client retries with the same ``client_msg_id``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +115,10 @@ class MailSettings:
 class Settings:
     database: DatabaseSettings
     redis: RedisSettings
+    queue_redis: RedisSettings
+    """``QUEUE_REDIS_URL`` (default ``REDIS_URL``): where SAQ's queues live. SAQ 0.26 cannot run on
+    a Redis Cluster (measured: docs/scaling.md), so with a cluster this names a separate server
+    or a Sentinel-managed pair."""
     web: ListenSettings
     realtime: RealtimeListenSettings
     security: SecuritySettings
@@ -212,8 +227,10 @@ def load_database_settings(env: Mapping[str, str]) -> DatabaseSettings:
 
 def load_redis_settings(env: Mapping[str, str]) -> RedisSettings:
     return RedisSettings(
-        url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+        url=_url(env, "REDIS_URL", REDIS_SCHEMES),
         max_connections=int_setting(env, "REDIS_MAX_CONNECTIONS", 64, low=2, high=10_000),
+        ack_replicas=int_setting(env, "REDIS_ACK_REPLICAS", 0, low=0, high=10),
+        ack_timeout_ms=int_setting(env, "REDIS_ACK_TIMEOUT_MS", 1000, low=1, high=60_000),
     )
 
 
@@ -236,6 +253,18 @@ def load_screenshot_settings(env: Mapping[str, str]) -> ScreenshotSettings:
     )
 
 
+def load_queue_redis_settings(env: Mapping[str, str], redis: RedisSettings) -> RedisSettings:
+    if not env.get("QUEUE_REDIS_URL", "").strip():
+        if urlsplit(redis.url).scheme == "redis+cluster":
+            raise SettingsError(
+                "REDIS_URL names a cluster: set QUEUE_REDIS_URL to a single or Sentinel-managed Redis "
+                "for SAQ's queues (SAQ 0.26 does not run on a cluster)"
+            )
+        return redis
+    url = _url(env, "QUEUE_REDIS_URL", tuple(scheme for scheme in REDIS_SCHEMES if scheme != "redis+cluster"))
+    return RedisSettings(url=url, max_connections=redis.max_connections)
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Build settings from a mapping (the environment in production, a dict in tests)."""
     secret_key = _require(env, "SECRET_KEY")
@@ -251,9 +280,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         host=env.get("WEB_HOST", "127.0.0.1").strip() or "127.0.0.1",
         port=_port(env, "WEB_PORT", 8000),
     )
+    redis = load_redis_settings(env)
     return Settings(
         database=load_database_settings(env),
-        redis=load_redis_settings(env),
+        redis=redis,
+        queue_redis=load_queue_redis_settings(env, redis),
         web=web,
         realtime=_realtime_listen(env),
         security=SecuritySettings(

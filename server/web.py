@@ -51,8 +51,8 @@ def _not_found(request: Request[Any, Any, Any], error: NotFoundException) -> Res
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
-    queue = make_queue(settings.redis)
-    screenshot_queue = make_queue(settings.redis, name=SCREENSHOTS_QUEUE, concurrency=1)
+    queue = make_queue(settings.queue_redis)
+    screenshot_queue = make_queue(settings.queue_redis, name=SCREENSHOTS_QUEUE, concurrency=1)
     state = State({"settings": settings, "queue": queue, "screenshot_queue": screenshot_queue})
     csrf = CSRFConfig(
         secret=settings.security.secret_key,

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from saq.queue.base import Queue
 
+from server.chat.mailbox import ReplicaAck
 from server.chat.sending import MessageSender
 from server.database import connection_pool
 from server.redis_client import make_redis
@@ -59,7 +60,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     async with connection_pool(settings.database.pool_size):
         app.state.redis = make_redis(settings.redis)
         queue = app.state.queue
-        app.state.sender = MessageSender(queue, app.state.redis)
+        app.state.sender = MessageSender(
+            queue, app.state.redis, replica_ack=ReplicaAck.from_settings(settings.redis)
+        )
         app.state.actors = ActorCache(settings.security.actor_cache_seconds)
         listener = AccessChangeListener(app.state.actors)
         await listener.start()

@@ -128,7 +128,7 @@ async def shutdown(ctx: ScreenshotContext) -> None:
 def build_settings(settings: Settings, renderer_factory: Any = Renderer) -> SettingsDict[ScreenshotContext]:
     concurrency = settings.screenshots.concurrency
     return {
-        "queue": make_queue(settings.redis, name=services.SCREENSHOTS_QUEUE, concurrency=concurrency),
+        "queue": make_queue(settings.queue_redis, name=services.SCREENSHOTS_QUEUE, concurrency=concurrency),
         "functions": [render_screenshot],
         "concurrency": concurrency,
         "startup": make_startup(settings, renderer_factory),

@@ -193,7 +193,7 @@ def build_settings(
     from server.queue import make_queue
 
     return {
-        "queue": make_queue(settings.redis, concurrency=concurrency),
+        "queue": make_queue(settings.queue_redis, concurrency=concurrency),
         "functions": [
             heartbeat,
             persist_messages,

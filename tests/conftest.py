@@ -69,14 +69,29 @@ async def redis(settings: Any) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture(scope="session")
+async def queue_redis(settings: Any, redis: Redis) -> AsyncIterator[Redis]:
+    """The Redis of SAQ's queues: the same as ``redis`` unless ``QUEUE_REDIS_URL`` names another."""
+    from server.redis_client import make_redis
+
+    if settings.queue_redis.url == settings.redis.url:
+        yield redis
+        return
+    client = make_redis(settings.queue_redis)
+    yield client
+    await client.aclose()
+
+
 @pytest.fixture(autouse=True)
-async def clean_state(database: None, redis: Redis) -> AsyncIterator[None]:
-    """Every test starts from empty tables and an empty Redis database."""
+async def clean_state(database: None, redis: Redis, queue_redis: Redis) -> AsyncIterator[None]:
+    """Every test starts from empty tables and an empty Redis database (and queue database)."""
     yield
     from tests.factories import truncate_all
 
     await truncate_all()
     await redis.flushdb()
+    if queue_redis is not redis:
+        await queue_redis.flushdb()
 
 
 @pytest.fixture

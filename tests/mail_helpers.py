@@ -36,7 +36,7 @@ def with_smtp(settings: Settings, smtp_url: str | None) -> Settings:
 
 async def run_mail_jobs(settings: Settings) -> None:
     """Run every queued job (and the jobs they queue) with the worker's real mail jobs."""
-    queue = make_queue(settings.redis)
+    queue = make_queue(settings.queue_redis)
     redis = make_redis(settings.redis)
 
     async def startup(ctx: Any) -> None:

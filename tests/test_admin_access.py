@@ -166,7 +166,7 @@ async def test_invited_user_sets_a_password_in_the_console(
     from tests.mail_helpers import last_mail_to, run_mail_jobs, token_in
 
     project = await f.make_project()
-    queue = make_queue(settings.redis)
+    queue = make_queue(settings.queue_redis)
     await invite(queue, project.id, "invitee@example.com", ProjectRole.AGENT, invited_by=None)
     await queue.disconnect()
     await run_mail_jobs(settings)

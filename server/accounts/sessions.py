@@ -52,10 +52,12 @@ async def create_session(
         ip=ip[:64],
     )
     token_hash = _token_hash(token)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.set(Keys.session(token_hash), msgspec.json.encode(data), ex=SESSION_TTL_SECONDS)
+    # The user's set first, then the session: the two keys live in different cluster slots (no
+    # transaction), and a failure between them leaves a harmless name, never an untracked session.
+    async with redis.pipeline(transaction=False) as pipe:
         pipe.sadd(Keys.user_sessions(user_id), token_hash)
         pipe.expire(Keys.user_sessions(user_id), SESSION_TTL_SECONDS)
+        pipe.set(Keys.session(token_hash), msgspec.json.encode(data), ex=SESSION_TTL_SECONDS)
         await pipe.execute()
     return Session(token=token, data=data)
 

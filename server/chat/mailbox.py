@@ -14,7 +14,12 @@ Streams:
   ingestion needs no PostgreSQL read and keeps accepting while PostgreSQL is down);
 - ``c:<conversation_id>``: agent replies, notes and system messages of one conversation.
 
-Drains. Mailboxes are spread over :data:`DRAIN_SHARDS` shards (a hash of the key), across projects.
+Drains. Mailboxes are spread over shards by project (a hash of the project id): all of a
+project's mailboxes are in one shard, many projects share a shard. There are
+:data:`DRAIN_SHARDS` shards on one Redis server and :data:`CLUSTER_DRAIN_SHARDS` on a cluster,
+where every key of a shard carries the shard's hash tag ``{m:<shard>}`` (so the append script's
+keys, the project's rate-limit counters included, share a slot) and the shards spread the
+mailboxes over the cluster's nodes.
 A shard's drain job stores everything waiting in the shard's mailboxes, round after round, for as
 long as messages keep coming; messages accepted meanwhile start no job of their own. The shard's
 token counts appends: the append that finds no token creates it and queues the drain job; the
@@ -23,36 +28,46 @@ compare-and-delete), so a message is always either read by a running drain or st
 Under load, rounds grow with the rate on their own (everything that arrived during the last
 round), with no timer; when idle, a message starts a drain at once.
 
-Keys (all under ``parley:``):
-- ``parley:p:<project>:mailbox:<stream>``: list of msgspec-encoded :class:`PendingMessage`;
-- ``parley:drain:<shard>:mailboxes``: sorted set of the shard's non-empty mailboxes (a drain
+Keys (all under ``parley:{m:<shard>}:``):
+- ``p:<project>:mailbox:<stream>``: list of msgspec-encoded :class:`PendingMessage`;
+- ``drain:mailboxes``: sorted set of the shard's non-empty mailboxes (a drain
   also forgets those found empty: a deleted project's, removed with its keys);
-- ``parley:drain:<shard>:token``: the shard's append counter while a drain is due (expires after
+- ``drain:token``: the shard's append counter while a drain is due (expires after
   :data:`DRAIN_TOKEN_TTL_MS` unless a drain refreshes it: a killed worker's shard gets a new
   drain job with the next message);
-- ``parley:drain:<shard>:wake``: at most one item, pushed by appends while a drain is due, for a
+- ``drain:wake``: at most one item, pushed by appends while a drain is due, for a
   drain waiting for more (see ``server.chat.persistence.DrainPace``);
-- ``parley:mailboxes``: sorted set of non-empty mailboxes, scored by when they were last
+- ``mailboxes``: sorted set of the shard's non-empty mailboxes, scored by when they were last
   touched by the worker; a worker loop re-drains those left untouched too long (a job lost
   between accept and enqueue, a worker killed mid-job);
-- ``parley:mailbox-dead``: messages that can never be stored (their conversation was deleted),
-  with the reason, for operators.
+- ``ratelimit:sender:<subject>``, ``ratelimit:project:<project>``: the send-path limits' counters;
+- ``parley:mailbox-dead`` (no tag): messages that can never be stored (their conversation was
+  deleted), with the reason, for operators.
+
+Durability. With :class:`ReplicaAck` set (``REDIS_ACK_REPLICAS``), the append is followed on the
+same connection by ``WAIT <replicas> <timeout>``: the append returns only once that many
+replicas hold the message, so a failover to one of them loses no acknowledged message; if they
+do not confirm in time the append raises :class:`NotReplicated` (the message may still be
+stored: the sender retries with the same ``client_msg_id``, which the worker stores once).
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 
 from server.chat.schemas import MessageKind, PendingMessage
-from server.redis_client import Keys
+from server.redis_client import Keys, is_cluster, script_then_wait
+from server.settings import RedisSettings
 
-DIRTY_MAILBOXES = Keys.DIRTY_MAILBOXES
 DEAD_LETTERS = Keys.DEAD_LETTERS
 
 _encoder = msgspec.msgpack.Encoder()
@@ -67,6 +82,13 @@ more than one busy one. Measured on 2 cores (bench/e2e.py, 1,000 messages/s): 1 
 in waiting. More shards let several worker processes store messages at once on a bigger machine.
 Change it only with every API node and worker stopped (a mailbox's shard must not move while it
 holds messages)."""
+CLUSTER_DRAIN_SHARDS = 16
+"""Shards on a Redis Cluster: each shard's keys live in one slot, so the shards are what spreads
+the mailboxes over the cluster's primaries (16 tags land on every one of 3 primaries; a
+project stays in one shard, so its messages keep their order)."""
+CLUSTER_CONCURRENCY = 16
+"""Script calls in flight at once on a cluster (where they cannot be pipelined)."""
+_SHARD_TAG = re.compile(r"\{m:(\d+)\}")
 DRAIN_TOKEN_TTL_MS = 5_000
 """A drain refreshes its token every round; a token nobody refreshes (worker killed) expires."""
 
@@ -80,6 +102,10 @@ class Shard:
     @property
     def mailboxes(self) -> str:
         return Keys.drain_mailboxes(self.index)
+
+    @property
+    def dirty(self) -> str:
+        return Keys.dirty_mailboxes(self.index)
 
     @property
     def token(self) -> str:
@@ -99,20 +125,24 @@ class Shard:
         return cls(int(name))
 
 
-def mailbox_key(message: PendingMessage) -> str:
+def shard_of_project(project_id: int, shards: int = DRAIN_SHARDS) -> Shard:
+    return Shard(zlib.crc32(str(project_id).encode()) % shards)
+
+
+def mailbox_key(message: PendingMessage, shards: int = DRAIN_SHARDS) -> str:
     if message.kind is MessageKind.VISITOR:
         stream = f"v:{message.visitor_uid}"
     else:
         stream = f"c:{message.conversation_id}"
-    return Keys.mailbox(message.project_id, stream)
+    return Keys.mailbox(shard_of_project(message.project_id, shards).index, message.project_id, stream)
 
 
 def shard_of_key(mailbox: str) -> Shard:
-    return Shard(zlib.crc32(mailbox.encode()) % DRAIN_SHARDS)
-
-
-def shard_of(message: PendingMessage) -> Shard:
-    return shard_of_key(mailbox_key(message))
+    """The shard a mailbox key names in its hash tag."""
+    found = _SHARD_TAG.search(mailbox)
+    if found is None:
+        raise ValueError(f"not a mailbox key: {mailbox!r}")
+    return Shard(int(found.group(1)))
 
 
 def sender_subject(message: PendingMessage) -> str:
@@ -219,6 +249,23 @@ return 0
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaAck:
+    """Acknowledge an append only once ``replicas`` replicas hold it (``WAIT``), within ``timeout_ms``."""
+
+    replicas: int = 0
+    """0: acknowledge once the primary holds it (no WAIT)."""
+    timeout_ms: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: RedisSettings) -> ReplicaAck:
+        return cls(replicas=settings.ack_replicas, timeout_ms=settings.ack_timeout_ms)
+
+
+class NotReplicated(Exception):
+    """Fewer replicas than asked confirmed an append in time; the sender should retry it."""
+
+
+@dataclass(frozen=True, slots=True)
 class Appended:
     waits: list[int]
     """Per message: 0 (appended) or ms until it may be retried (rate limited)."""
@@ -242,42 +289,94 @@ class Taken:
 class Mailboxes:
     """Mailbox operations on one Redis client (scripts are registered once per client)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, replica_ack: ReplicaAck | None = None) -> None:
         self.redis = redis
+        self.cluster = is_cluster(redis)
+        self.shards = CLUSTER_DRAIN_SHARDS if self.cluster else DRAIN_SHARDS
+        self.replica_ack = replica_ack or ReplicaAck()
         self._accept = redis.register_script(_ACCEPT)
         self._pop = redis.register_script(_POP)
         self._release = redis.register_script(_RELEASE)
 
+    def key_of(self, message: PendingMessage) -> str:
+        return mailbox_key(message, self.shards)
+
+    def shard_of(self, message: PendingMessage) -> Shard:
+        return shard_of_project(message.project_id, self.shards)
+
     async def append(self, messages: Sequence[PendingMessage], limits: RateLimits) -> Appended:
-        """Append messages in order, count them on their shards' drain tokens."""
-        keys: list[str] = [DIRTY_MAILBOXES]
+        """Append messages in order, count them on their shards' drain tokens.
+
+        One script call per shard the messages belong to (one, on a single server), at once.
+        """
+        groups: dict[Shard, list[int]] = {}
+        for index, message in enumerate(messages):
+            groups.setdefault(self.shard_of(message), []).append(index)
+        if len(groups) == 1:
+            ((shard, _),) = groups.items()
+            waits, woke = await self._append_shard(shard, messages, limits)
+            return Appended(waits=waits, woken=[shard] if woke else [])
+        results = await asyncio.gather(
+            *(
+                self._append_shard(shard, [messages[i] for i in indexes], limits)
+                for shard, indexes in groups.items()
+            )
+        )
+        all_waits = [0] * len(messages)
+        woken = []
+        for (shard, indexes), (waits, woke) in zip(groups.items(), results, strict=True):
+            for index, wait in zip(indexes, waits, strict=True):
+                all_waits[index] = wait
+            if woke:
+                woken.append(shard)
+        return Appended(waits=all_waits, woken=woken)
+
+    async def _append_shard(
+        self, shard: Shard, messages: Sequence[PendingMessage], limits: RateLimits
+    ) -> tuple[list[int], bool]:
+        keys: list[str] = [shard.dirty]
         args: list[str | bytes | float | int] = [
             time.time(),
             limits.per_project.count,
             int(limits.per_project.window_seconds * 1000),
             DRAIN_TOKEN_TTL_MS,
         ]
-        shards: dict[str, Shard] = {}
         for message in messages:
             sender = limits.per_visitor if message.kind is MessageKind.VISITOR else limits.per_agent
             if message.kind is MessageKind.SYSTEM:
                 sender = Limit(0, 1.0)
-            shard = shard_of(message)
-            shards[shard.token] = shard
             keys += [
-                mailbox_key(message),
-                Keys.rate_limit("sender", sender_subject(message)),
-                Keys.rate_limit("project", str(message.project_id)),
+                self.key_of(message),
+                Keys.send_limit(shard.index, "sender", sender_subject(message)),
+                Keys.send_limit(shard.index, "project", str(message.project_id)),
                 shard.mailboxes,
                 shard.token,
                 shard.wake,
             ]
             args += [encode(message), sender.count, int(sender.window_seconds * 1000)]
-        waits, woken = await self._accept(keys=keys, args=args)
-        return Appended(
-            waits=[int(wait) for wait in waits],
-            woken=[shards[token.decode() if isinstance(token, bytes) else token] for token in woken],
+        if self.replica_ack.replicas > 0:
+            waits, woken = await self._accept_replicated(keys, args)
+        else:
+            waits, woken = await self._accept(keys=keys, args=args)
+        return [int(wait) for wait in waits], bool(woken)
+
+    async def _accept_replicated(self, keys: list[str], args: list[Any]) -> Any:
+        """The append script then ``WAIT`` on the same connection (WAIT counts that connection's writes)."""
+        ack = self.replica_ack
+        result, replicated = await script_then_wait(
+            self.redis,
+            _ACCEPT,
+            self._accept.sha,
+            keys,
+            args,
+            replicas=ack.replicas,
+            timeout_ms=ack.timeout_ms,
         )
+        if int(replicated) < ack.replicas:
+            raise NotReplicated(
+                f"{replicated} of {ack.replicas} replicas confirmed within {ack.timeout_ms} ms"
+            )
+        return result
 
     async def read(self, keys: Sequence[str], limit: int) -> dict[str, list[bytes]]:
         """The first ``limit`` raw items of each mailbox (empty ones left out)."""
@@ -332,21 +431,45 @@ class Mailboxes:
         if not taken and not forget and release is None:
             return False
         now = time.time()
+        pops = [(key, items) for key, items in [*taken.items(), *((key, []) for key in forget)]]
+        if self.cluster:
+            return await self._pop_on_cluster(pops, now, release)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, items in [*taken.items(), *((key, []) for key in forget)]:
-                drain = shard_of_key(key).mailboxes
-                await self._pop(keys=[DIRTY_MAILBOXES, drain, key], args=[now, *items], client=pipe)
+            for key, items in pops:
+                shard = shard_of_key(key)
+                await self._pop(keys=[shard.dirty, shard.mailboxes, key], args=[now, *items], client=pipe)
             if release is not None:
                 shard, generation = release
                 await self._release(keys=[shard.token], args=[generation], client=pipe)
             results = await pipe.execute()
         return release is not None and int(results[-1]) == 1
 
+    async def _pop_on_cluster(
+        self, pops: list[tuple[str, list[bytes]]], now: float, release: tuple[Shard, bytes] | None
+    ) -> bool:
+        """:meth:`pop` on a cluster, whose pipelines refuse scripts: the calls run concurrently, at
+        most :data:`CLUSTER_CONCURRENCY` at a time (a cluster node's pool raises when exhausted)."""
+        results: list[Any] = []
+        for start in range(0, len(pops), CLUSTER_CONCURRENCY):
+            calls = []
+            for key, items in pops[start : start + CLUSTER_CONCURRENCY]:
+                shard = shard_of_key(key)
+                calls.append(self._pop(keys=[shard.dirty, shard.mailboxes, key], args=[now, *items]))
+            results += await asyncio.gather(*calls)
+        if release is None:
+            return False
+        return int(await self._release(keys=[release[0].token], args=[release[1]])) == 1
+
     async def stale(self, older_than: float, limit: int = 500) -> list[str]:
         """Non-empty mailboxes no worker has touched for ``older_than`` seconds."""
-        found = await self.redis.zrangebyscore(
-            DIRTY_MAILBOXES, "-inf", time.time() - older_than, start=0, num=limit
-        )
+        before = time.time() - older_than
+        found: list[Any] = []
+        for index in range(self.shards):
+            found += await self.redis.zrangebyscore(
+                Keys.dirty_mailboxes(index), "-inf", before, start=0, num=limit - len(found)
+            )
+            if len(found) >= limit:
+                break
         return [key.decode() for key in found if isinstance(key, bytes)]
 
     async def bury(self, items: Sequence[bytes], reason: str) -> None:

@@ -37,12 +37,13 @@ from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import ClusterError, ReadOnlyError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq import Job
 from saq.queue import Queue
 
-from server.chat.mailbox import Appended, Mailboxes, RateLimits, Shard, mailbox_key
+from server.chat.mailbox import Appended, Mailboxes, NotReplicated, RateLimits, ReplicaAck, Shard
 from server.chat.schemas import MAX_BODY_LENGTH, MessageKind, PendingMessage, SendAck, SendMessage
 from server.chat.tables import Conversation
 from server.errors import Forbidden, Invalid, NotFound, RateLimited, Unavailable
@@ -61,7 +62,18 @@ _DATABASE_DOWN = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
 )
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError, OSError)
+_REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    # A cluster between a primary's failure and its replica's promotion (or a slot moving).
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+    ReadOnlyError,
+)
 
 
 def persist_job(mailboxes: list[str], *, key: str | None = None) -> Job:
@@ -177,9 +189,10 @@ class MessageSender:
         limits: RateLimits | None = None,
         max_batch: int = 200,
         coalesce_jobs: bool = True,
+        replica_ack: ReplicaAck | None = None,
     ) -> None:
         self.queue = queue
-        self.mailboxes = Mailboxes(redis)
+        self.mailboxes = Mailboxes(redis, replica_ack=replica_ack)
         self.limits = limits or RateLimits()
         self.max_batch = max_batch
         self.coalesce_jobs = coalesce_jobs
@@ -226,6 +239,14 @@ class MessageSender:
         except _REDIS_DOWN as error:
             log.warning("cannot queue %d messages, Redis unreachable: %s", len(batch), error)
             _fail(batch, Unavailable("Redis is unreachable; retry with the same client_msg_id."))
+        except NotReplicated as error:
+            log.warning("%d messages not confirmed by a replica: %s", len(batch), error)
+            _fail(
+                batch,
+                Unavailable(
+                    "Redis did not replicate the message in time; retry with the same client_msg_id."
+                ),
+            )
         except Exception as error:
             _fail(batch, error)
         return None
@@ -240,7 +261,7 @@ class MessageSender:
             else:
                 accepted = list(
                     dict.fromkeys(
-                        mailbox_key(message)
+                        self.mailboxes.key_of(message)
                         for (message, _), wait in zip(batch, appended.waits, strict=True)
                         if not wait
                     )

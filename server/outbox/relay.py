@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from server.database import engine
 from server.outbox.envelope import Envelope, encode, project_channel
 from server.outbox.record import NOTIFY_CHANNEL, StoredBody
+from server.redis_client import publish_all
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,9 @@ async def publish_pending(
             rows = await connection.fetch(_LOCK_SOME, limit, list(ids))
         if not rows:
             return 0
-        async with publisher.pipeline(transaction=False) as pipe:
-            for row in rows:
-                pipe.publish(project_channel(row["project"]), encode(envelope_of(row)))
-            await pipe.execute()
+        await publish_all(
+            publisher, [(project_channel(row["project"]), encode(envelope_of(row))) for row in rows]
+        )
         await connection.execute(_MARK, [row["id"] for row in rows])
     return len(rows)
 
@@ -117,10 +117,10 @@ class FastPublisher:
         """Publish committed events (ids set) in the given order, in one pipeline; returns how many."""
         if not envelopes:
             return 0
-        async with self.publisher.pipeline(transaction=False) as pipe:
-            for envelope in envelopes:
-                pipe.publish(project_channel(envelope.project_id), encode(envelope))
-            await pipe.execute()
+        await publish_all(
+            self.publisher,
+            [(project_channel(envelope.project_id), encode(envelope)) for envelope in envelopes],
+        )
         self.published += len(envelopes)
         self._unmarked.extend(envelope.id for envelope in envelopes if envelope.id is not None)
         if self._marker is None:

@@ -2,9 +2,9 @@
 
 Subjects are a project's visitors (by uid) and agents (by user id). Keys, under ``parley:``:
 
-- ``p:<project>:presence:<kind>:<subject>:sockets``: sorted set, member ``<node>:<socket number>``,
+- ``{p:<project>}:presence:<kind>:<subject>:sockets``: sorted set, member ``<node>:<socket number>``,
   score = ms until which the entry is alive. This is "visitor uid -> socket ids with node".
-- ``p:<project>:presence:<kind>:<subject>:status``: ``online`` or ``away`` while the subject
+- ``{p:<project>}:presence:<kind>:<subject>:status``: ``online`` or ``away`` while the subject
   counts as present (absent = offline; an agent who chose to appear offline has ``offline``).
   Changes of it are what ``presence.changed`` reports.
 - agents only: ``agent:<user>:presence-choice`` (what they chose: online / away / offline) and
@@ -14,6 +14,9 @@ Subjects are a project's visitors (by uid) and agents (by user id). Keys, under 
   REST API reads in one ZMSCORE (member = subject, score = Unix seconds until which it is online).
 - ``presence:sockets``: every live socket entry of every node, scored by expiry, so any node
   can expire a crashed node's sockets; ``presence:pending``: subjects to re-count, scored by when.
+
+The re-count script touches a subject's two keys and its project's set: they share the
+project's hash tag ``{p:<project>}``, so it runs on a Redis Cluster too.
 
 A socket counts from connect to disconnect (several tabs count once). A disconnect does not make
 the subject offline: it schedules a re-count after the grace period, done by whichever node's
@@ -201,10 +204,12 @@ class Presence:
         self._joins.pop((subject, number), None)
         member = self._member(number)
         due_ms = int(time.time() * 1000) + self._grace_ms
-        async with self._redis.pipeline(transaction=True) as pipe:
+        # Three keys in three slots on a cluster, so no transaction: the re-count is scheduled
+        # first, so a failure part-way leaves at worst a socket entry that expires by itself.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(PENDING, {subject.encode(): due_ms}, gt=True)  # GT still adds new members
             pipe.zrem(subject.sockets_key, member)
             pipe.zrem(ALL_SOCKETS, f"{subject.encode()}|{member}")
-            pipe.zadd(PENDING, {subject.encode(): due_ms}, gt=True)  # GT still adds new members
             await pipe.execute()
 
     async def set_status(self, subject: Subject, status: Status) -> None:

@@ -50,13 +50,14 @@ def not_found(res: Any, req: Any) -> None:
 def _make_sender(settings: Settings, redis: Any) -> tuple[Sender | None, Any]:
     """The pipeline's send service and its queue, or (None, None) when it is not installed."""
     try:
+        from server.chat.mailbox import ReplicaAck
         from server.chat.sending import MessageSender
         from server.queue import make_queue
     except ImportError:
         log.warning("server.chat.sending is missing: message:send answers 'unavailable'")
         return None, None
-    queue = make_queue(settings.redis)
-    sender: Sender = MessageSender(queue, redis)
+    queue = make_queue(settings.queue_redis)
+    sender: Sender = MessageSender(queue, redis, replica_ack=ReplicaAck.from_settings(settings.redis))
     return sender, queue
 
 

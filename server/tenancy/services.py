@@ -166,17 +166,19 @@ async def remove_member(project_id: int, user_id: int) -> None:
 
 
 async def clear_project_keys(redis: Redis, project_id: int) -> int:
-    """Remove every Redis key of a deleted project (``parley:p:<id>:*``); returns how many.
+    """Remove every Redis key of a deleted project (``parley:{p:<id>}:*``, its mailboxes); returns how many.
 
-    SCAN in pages and UNLINK each page, so a big project never blocks Redis.
+    SCAN in pages and UNLINK each page, so a big project never blocks Redis. On a cluster
+    redis-py scans every primary and splits the UNLINK by slot.
     """
     removed = 0
-    batch: list[bytes | str] = []
-    async for key in redis.scan_iter(match=Keys.project_pattern(project_id), count=500):
-        batch.append(key)
-        if len(batch) >= 500:
+    for pattern in Keys.project_patterns(project_id):
+        batch: list[bytes | str] = []
+        async for key in redis.scan_iter(match=pattern, count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                removed += await redis.unlink(*batch)
+                batch = []
+        if batch:
             removed += await redis.unlink(*batch)
-            batch = []
-    if batch:
-        removed += await redis.unlink(*batch)
     return removed

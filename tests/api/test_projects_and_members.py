@@ -98,7 +98,7 @@ async def test_a_project_keeps_its_last_manager(client: httpx.AsyncClient) -> No
 
 
 async def test_deleting_a_project_cascades_and_schedules_redis_cleanup(
-    client: httpx.AsyncClient, redis: Redis, settings: Any
+    client: httpx.AsyncClient, settings: Any
 ) -> None:
     world = await build_world()
     project_id = world.project.id
@@ -108,7 +108,7 @@ async def test_deleting_a_project_cascades_and_schedules_redis_cleanup(
     for table in (Visitor, Conversation, Message):
         assert await table.count().where(table.project == project_id) == 0
     assert await Visitor.count().where(Visitor.project == world.other_project.id) == 1
-    queue = make_queue(settings.redis)
+    queue = make_queue(settings.queue_redis)
     try:
         jobs = [(job.function, job.kwargs) async for job in queue.iter_jobs()]
     finally:
@@ -124,6 +124,7 @@ async def test_the_cleanup_job_removes_the_projects_redis_keys(
     project_id = world.project.id
     await redis.set(Keys.visitor_location(project_id, "v_1"), b"{}")
     await redis.zadd(Keys.visitor_presence(project_id), {"v_1": 1.0})
+    await redis.rpush(Keys.mailbox(0, project_id, "v:v_1"), b"a message of a deleted project")
     await redis.set(Keys.visitor_location(world.other_project.id, "v_2"), b"{}")
     assert (
         await client.delete(f"/api/v1/projects/{project_id}", headers=world.headers("admin"))
@@ -131,8 +132,14 @@ async def test_the_cleanup_job_removes_the_projects_redis_keys(
     with running([PYTHON, "-m", "saq", "tasks.worker.settings"], subprocess_env, tmp_path / "worker.log"):
         wait_until_async = time.monotonic() + 30
         while time.monotonic() < wait_until_async:
-            if not [key async for key in redis.scan_iter(match=Keys.project_pattern(project_id))]:
+            if not [
+                key
+                for pattern in Keys.project_patterns(project_id)
+                async for key in redis.scan_iter(match=pattern)
+            ]:
                 break
             await asyncio.sleep(0.2)
-    assert [key async for key in redis.scan_iter(match=Keys.project_pattern(project_id))] == []
+    assert [
+        key for pattern in Keys.project_patterns(project_id) async for key in redis.scan_iter(match=pattern)
+    ] == []
     assert await redis.get(Keys.visitor_location(world.other_project.id, "v_2")) == b"{}"

@@ -20,7 +20,7 @@ GENEROUS = RateLimits(
 
 @pytest.fixture
 async def queue(settings: Any) -> AsyncIterator[RedisQueue]:
-    queue = make_queue(settings.redis)
+    queue = make_queue(settings.queue_redis)
     yield queue
     await queue.disconnect()
 

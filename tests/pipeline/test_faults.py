@@ -28,7 +28,7 @@ from server.database import engine
 from server.embedded import EmbeddedServers
 from server.outbox.envelope import decode, project_channel
 from server.queue import make_queue
-from server.redis_client import make_redis
+from server.redis_client import ChannelReader, make_redis
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
 from tests.factories import make_conversation, make_member, make_project, make_user, make_visitor
 from tests.pipeline.conftest import GENEROUS
@@ -47,17 +47,17 @@ async def _unpublished(connection: Any, project_id: int) -> int:
 
 
 async def _listen(redis: Redis, channel: str, into: set[str], stop: asyncio.Event) -> None:
-    pubsub = redis.pubsub()
+    pubsub = ChannelReader(redis)
     await pubsub.subscribe(channel)
     try:
         while not stop.is_set():
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            message = await pubsub.get_message(within=0.1)
             if message is not None:
                 envelope = decode(message["data"])
                 if envelope.type == "message.created":
                     into.add(envelope.data["client_msg_id"])
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
 
 
 async def test_kill_9_the_worker_twice_while_2000_messages_stream_in(

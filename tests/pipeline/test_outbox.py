@@ -14,6 +14,7 @@ from server.outbox.events import EventType
 from server.outbox.record import NOTIFY_CHANNEL, NewEvent, OutsideTransaction, record_event, record_events
 from server.outbox.relay import OutboxRelay, publish_pending
 from server.outbox.tables import OutboxEvent
+from server.redis_client import ChannelReader
 from tests.factories import make_project
 from tests.pipeline.helpers import eventually
 
@@ -77,15 +78,15 @@ async def _true(value: bool) -> bool:
 
 
 async def _collect(redis: Redis, channel: str, into: list[Any], stop: asyncio.Event) -> None:
-    pubsub = redis.pubsub()
+    pubsub = ChannelReader(redis)
     await pubsub.subscribe(channel)
     try:
         while not stop.is_set():
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            message = await pubsub.get_message(within=0.1)
             if message is not None:
                 into.append(decode(message["data"]))
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
 
 
 async def test_the_relay_publishes_in_id_order_and_marks_published(redis: Redis) -> None:

@@ -134,7 +134,7 @@ async def test_a_deleted_projects_screenshot_keys_are_cleared(
     await world.visit(f"{site.url}/plain")
     asked = await ask(web, world)
     decode(await wait_done(web, asked.json()["href"], world.headers()))
-    pattern = f"parley:p:{world.project_id}:screenshot:*"
+    pattern = f"parley:{{p:{world.project_id}}}:screenshot:*"
     assert len([key async for key in redis.scan_iter(match=pattern)]) >= 2  # the image and the handle
     await clear_project_keys(redis, world.project_id)
     assert [key async for key in redis.scan_iter(match=pattern)] == []
