@@ -51,8 +51,15 @@ test-deps: chromium $(NODE_TEST_STAMPS)
 # and browsers, so two overlap well on two cores. PYTEST_ARGS=-n0 runs them in one process.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
+# The tests that cover the Redis roles the cluster changes (mailboxes and rate limits, the queue
+# beside it, the outbox's sharded pub/sub, presence and locations, sessions, caches, project
+# cleanup), run again on a real three-primary Valkey cluster (docs/scaling.md).
+CLUSTER_TESTS ?= tests/pipeline tests/topology/test_topologies.py tests/api/test_auth.py \
+	tests/api/test_projects_and_members.py tests/api/test_hydration.py tests/api/test_widget.py
+
 test: install assets test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PARLEY_TEST_REDIS=cluster $(BIN)/python -m pytest $(PYTEST_ARGS) $(CLUSTER_TESTS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -138,7 +138,7 @@ async def test_restart_redis_while_messages_stream_in(
     stream = Stream(sender, project.id, visitors=10, per_visitor=100, interval=0.05)
     connection = await engine().get_new_connection()
     try:
-        with worker({**subprocess_env, "REDIS_URL": own.url}, tmp_path):
+        with worker({**subprocess_env, "REDIS_URL": own.url, "QUEUE_REDIS_URL": own.url}, tmp_path):
             streaming = asyncio.create_task(stream.run())
             await eventually(lambda: _more_than(connection, project.id, 50), within=60, what="first messages")
             server.stop(timeout=10)  # SIGTERM: Valkey flushes its append-only file
@@ -171,7 +171,7 @@ async def test_stop_postgresql_for_10_seconds_while_messages_stream_in(
     # Not under tmp_path: run as root, pgserver's own user must be able to reach the directory.
     servers = EmbeddedServers(Path(tempfile.mkdtemp(prefix="parley-pg-")), database="parley")
     urls = servers.start()
-    env = {**subprocess_env, **urls}
+    env = {**subprocess_env, **urls, "QUEUE_REDIS_URL": urls["REDIS_URL"]}
     try:
         migrated = await asyncio.to_thread(
             subprocess.run,
