@@ -99,8 +99,12 @@ async def host_server(pages: dict[str, str]) -> tuple[Any, int]:
     return runner, port
 
 
-def longest_task(trace: bytes) -> float:
-    """Longest RunTask (ms) on the renderer main thread of the page in a Chromium trace."""
+def longest_tasks(trace: bytes, widget_url: str) -> tuple[float, float]:
+    """(longest top-level task, longest one that ran widget code) in ms, on the renderer main
+    thread of a Chromium trace. A task ran widget code when a script event inside it (compile,
+    evaluate, function call) names a URL under ``widget_url``."""
+    import bisect
+
     events = json.loads(trace)
     events = events["traceEvents"] if isinstance(events, dict) else events
     main = {
@@ -108,14 +112,26 @@ def longest_task(trace: bytes) -> float:
         for e in events
         if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
     }
-    durations = [
-        e["dur"] / 1000
+    tasks = sorted(
+        (e["ts"], e["ts"] + e["dur"])
         for e in events
         if e.get("ph") == "X"
         and e.get("name") in ("RunTask", "ThreadControllerImpl::RunTask")
         and (e["pid"], e["tid"]) in main
-    ]
-    return max(durations, default=0.0)
+    )
+    starts = [start for start, _ in tasks]
+    widget = 0.0
+    for e in events:
+        if e.get("ph") != "X" or (e.get("pid"), e.get("tid")) not in main:
+            continue
+        data = (e.get("args") or {}).get("data") or {}
+        if widget_url not in str(data.get("url", "")) + str(data.get("scriptName", "")):
+            continue
+        index = bisect.bisect_right(starts, e["ts"]) - 1
+        if index >= 0 and tasks[index][1] >= e["ts"]:
+            widget = max(widget, (tasks[index][1] - tasks[index][0]) / 1000)
+    overall = max(((end - start) / 1000 for start, end in tasks), default=0.0)
+    return overall, widget
 
 
 async def measure(web_url: str, realtime_url: str, secret: str, runs: int, sends: int) -> None:
@@ -160,7 +176,7 @@ async def measure(web_url: str, realtime_url: str, secret: str, runs: int, sends
         auth={"token": agent_token(user.id, secret)[0]},
         transports=["websocket"],
     )
-    first, returning, tasks, baseline, latency = [], [], [], [], []
+    first, returning, tasks, with_widget, baseline, latency = [], [], [], [], [], []
     async with async_playwright() as driver:
         browser = await driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         for run in range(runs):
@@ -172,7 +188,9 @@ async def measure(web_url: str, realtime_url: str, secret: str, runs: int, sends
             first.append(await page.evaluate("() => window.t1 - window.t0"))
             await page.evaluate("() => new Promise((r) => Parley.on('ready', r) && Parley.open())")
             await page.locator("parley-widget .panel").wait_for()
-            tasks.append(longest_task(await browser.stop_tracing()))
+            overall, by_widget = longest_tasks(await browser.stop_tracing(), web_url)
+            tasks.append(by_widget)
+            with_widget.append(overall)
             await page.goto(origin + "/")
             await page.wait_for_function("() => window.t1")
             returning.append(await page.evaluate("() => window.t1 - window.t0"))
@@ -195,12 +213,15 @@ async def measure(web_url: str, realtime_url: str, secret: str, runs: int, sends
             page = await context.new_page()
             await browser.start_tracing(page=page, categories=["devtools.timeline", "toplevel"])
             await page.goto(origin + "/baseline")
+            await page.wait_for_function("() => window.t0")  # the same Playwright calls as above
+            await page.evaluate("() => 1")
             await asyncio.sleep(1.0)
-            baseline.append(longest_task(await browser.stop_tracing()))
+            baseline.append(longest_tasks(await browser.stop_tracing(), web_url)[0])
             await context.close()
             print(
                 f"  run {run + 1}: launcher {first[-1]:6.1f} ms (first) {returning[-1]:6.1f} ms (returning), "
-                f"longest task {tasks[-1]:5.1f} ms (baseline {baseline[-1]:5.1f}), "
+                f"longest task running widget code {tasks[-1]:5.1f} ms (any task {with_widget[-1]:5.1f}, "
+                f"without the widget {baseline[-1]:5.1f}), "
                 f"send->agent median {statistics.median(latency[-sends:]):5.1f} ms",
                 flush=True,
             )
@@ -209,7 +230,8 @@ async def measure(web_url: str, realtime_url: str, secret: str, runs: int, sends
     await runner.cleanup()
     print(f"script tag -> visible launcher, first visit (ms)   {spread(first)}   target <= 100")
     print(f"script tag -> visible launcher, returning (ms)     {spread(returning)}   target <= 100")
-    print(f"longest main-thread task with the widget (ms)     {spread(tasks)}   target <= 20")
+    print(f"longest main-thread task running widget code (ms) {spread(tasks)}   target <= 20")
+    print(f"longest main-thread task of any kind (ms)         {spread(with_widget)}")
     print(f"longest main-thread task, page without it (ms)    {spread(baseline)}   (baseline)")
     print(f"visitor send -> agent receipt (ms, {len(latency)} sends)   {spread(latency)}")
 
