@@ -77,6 +77,13 @@ async def test_queued_calls_identify_and_navigation(
         )
         assert "message:Hello, I am Grace" in await page.evaluate("() => window.seen")
 
+        # A refused message says why, in words.
+        refused = await page.evaluate(
+            "() => Parley.send('x'.repeat(5001)).then(() => 'sent', (e) => e.message)"
+        )
+        assert refused == "This message is too long (at most 5,000 characters)."
+        await expect(panel.locator(".notice")).to_have_text(refused)
+
 
 async def test_offline_form_when_no_agent_is_online(
     live_stack: LiveStack, new_page: NewPage, settings: Any
