@@ -87,6 +87,16 @@ async def _refuse(scope: Scope, send: Any, *, signed_in: bool) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def _refuse_put(send: Any) -> None:
+    """piccolo-admin's UI edits rows with PATCH, which hashes a typed password (piccolo_api does
+    for auth tables); its PUT stores every value as sent, a password too. Nothing needs PUT."""
+    body = json.dumps({"code": "method_not_allowed", "message": "Use PATCH."}).encode()
+    await send(
+        {"type": "http.response.start", "status": 405, "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def admin_gate(prefix: str, inner: Any, *, pass_root_path: bool) -> Any:
     """A Litestar mount that lets only global admins through to ``inner``.
 
@@ -100,6 +110,9 @@ def admin_gate(prefix: str, inner: Any, *, pass_root_path: bool) -> Any:
         user = await session_user(ASGIConnection(scope), litestar_app.state.redis)
         if not is_global_admin(user):
             await _refuse(scope, send, signed_in=user is not None)
+            return
+        if scope.get("method") == "PUT":
+            await _refuse_put(send)
             return
         if pass_root_path:
             raw = scope.get("raw_path", b"").decode("latin-1").split("?")[0] or prefix + scope["path"]
