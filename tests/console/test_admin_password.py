@@ -27,7 +27,12 @@ async def test_a_password_typed_in_piccolo_admin_is_never_stored_as_typed(client
     headers = {"X-CSRFToken": "t" * 32}
     url = f"/admin/api/tables/parley_user/{ann.id}/"
 
-    row = {"username": "ann@example.com", "email": "ann@example.com", "name": "Ann", "password": "plain text pw"}
+    row = {
+        "username": "ann@example.com",
+        "email": "ann@example.com",
+        "name": "Ann",
+        "password": "plain text pw",
+    }
     put = await client.put(url, json=row, headers=headers)
     assert put.status_code == 405
     assert await _stored_password(ann.id) == before
