@@ -69,7 +69,7 @@ class PendingAcks:
 class Connection:
     """One websocket. It keeps socketify's raw ``uws_websocket_t`` pointer, not a Python wrapper."""
 
-    __slots__ = ("acks", "inbox", "origin", "pending", "sessions", "ws")
+    __slots__ = ("acks", "inbox", "origin", "partial", "pending", "sessions", "unanswered", "ws")
 
     def __init__(self, origin: str | None) -> None:
         self.origin = origin
@@ -82,6 +82,10 @@ class Connection:
         self.acks: PendingAcks | None = None
         self.inbox: deque[SocketPacket] | None = None
         """Packets waiting for the async worker of this socket (None when idle): handled in order."""
+        self.partial: tuple[SocketPacket, list[bytes]] | None = None
+        """A binary packet whose attachments are still arriving, and those received so far."""
+        self.unanswered = 0
+        """The oldest ping round this socket has not answered (0: none); any frame answers."""
 
     @property
     def closed(self) -> bool:
@@ -96,6 +100,14 @@ class Connection:
         if ws is None:
             return False
         uws.send_text(ws, data)
+        return True
+
+    def send_binary(self, data: bytes) -> bool:
+        """Send one binary frame (a binary packet's attachment); False when the socket is gone."""
+        ws = self.ws
+        if ws is None:
+            return False
+        uws.send_binary(ws, data)
         return True
 
     def close(self, code: int, reason: str) -> None:

@@ -9,7 +9,13 @@ the order they arrived.
 Per socket the gateway keeps a :class:`Connection` in its :class:`SocketTable`, one
 :class:`NamespaceSession` per namespace joined, and for a visitor an entry in
 :class:`VisitorSockets`; an agent's socket subscribes to its projects' uWS topics. Engine.IO
-pings go out from one timer for all sockets, in batches.
+pings go out from one timer for all sockets, in batches; a socket that leaves one unanswered for
+``pingTimeout`` is closed, and so is one that joins no namespace within ``connect_timeout_ms``
+(Socket.IO's ``connectTimeout``: unauthenticated sockets must not hold the file descriptors).
+
+The namespaces themselves (who may join, which events they handle) are the ``handlers`` table
+and the ``_connect``/``_event``/``_leave`` methods; a test harness subclasses the gateway to run
+Socket.IO's compliance suite against this same protocol layer with the suite's own namespaces.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from server.realtime.connection import (
     VisitorPrincipal,
 )
 from server.realtime.fanout import Fanout
-from server.realtime.handlers import HANDLERS, EventError, Services, error_payload
+from server.realtime.handlers import HANDLERS, EventError, Handler, Services, error_payload
 from server.realtime.loop import EventLoop
 from server.realtime.presence import Entry, Presence, Subject
 from server.realtime.protocol import MalformedPacket, SocketPacket, SocketType, UnsupportedPacket
@@ -96,6 +102,9 @@ def _projects(session: NamespaceSession) -> frozenset[int]:
 
 
 class Gateway:
+    INVALID_NAMESPACE_DATA: dict[str, str] | None = {"code": "invalid_namespace"}
+    """``data`` of the refusal of an unknown namespace (Parley's clients read the code)."""
+
     def __init__(
         self,
         app: Any,
@@ -122,6 +131,12 @@ class Gateway:
         self._numbers = count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._native: list[Any] = []
+        self.handlers: dict[str, dict[str, Handler]] = HANDLERS
+        """Namespace -> event name -> handler: the namespaces a client may join."""
+        self._connect_timers: dict[Connection, asyncio.TimerHandle] = {}
+        """Sockets that joined no namespace yet, and the timer that closes them if none comes
+        (an entry leaves when the socket joins or closes: nothing here for joined sockets)."""
+        self._ping_rounds = count(1)
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -210,6 +225,9 @@ class Gateway:
             uws.end(ws, PROTOCOL_ERROR, b"no session")
             return
         conn.ws = ws
+        self._connect_timers[conn] = self.events.asyncio_loop.call_later(
+            self.config.connect_timeout_ms / 1000, self._connect_timed_out, conn
+        )
         conn.send(
             protocol.encode_open(
                 secrets.token_urlsafe(15),
@@ -225,6 +243,8 @@ class Gateway:
             return
         conn.mark_closed()
         conn.inbox = None
+        conn.partial = None
+        self._joined(conn)
         sessions = conn.all_sessions()
         conn.sessions = None
         for session in sessions:
@@ -235,8 +255,12 @@ class Gateway:
         conn = self.sockets.get(slot)
         if conn is None or conn.closed:
             return
+        conn.unanswered = 0  # any frame is a sign of life, as it is for uWS's idle timer
         if not text:
-            conn.close(UNSUPPORTED_DATA, "binary frames are not supported: send JSON text packets")
+            self._attachment(conn, data)
+            return
+        if conn.partial is not None:
+            conn.close(PROTOCOL_ERROR, "parse error: a text frame came before the binary attachments")
             return
         kind = data[:1]
         if kind == b"3":  # pong: any frame already reset uWS's idle timer
@@ -285,13 +309,34 @@ class Gateway:
         except MalformedPacket as error:
             conn.close(PROTOCOL_ERROR, _reason(f"parse error: {error}"))
             return
+        if packet.attachments:
+            conn.partial = (packet, [])  # whole once its binary frames have arrived
+            return
+        self._dispatch(conn, packet)
+
+    def _attachment(self, conn: Connection, data: bytes) -> None:
+        partial = conn.partial
+        if partial is None:
+            conn.close(UNSUPPORTED_DATA, "a binary frame must follow a binary packet (5/6) announcing it")
+            return
+        packet, buffers = partial
+        buffers.append(bytes(data))
+        if len(buffers) < packet.attachments:
+            return
+        conn.partial = None
+        try:
+            whole = protocol.attach(packet, buffers)
+        except MalformedPacket as error:
+            conn.close(PROTOCOL_ERROR, _reason(f"parse error: {error}"))
+            return
+        self._dispatch(conn, whole)
+
+    def _dispatch(self, conn: Connection, packet: SocketPacket) -> None:
         namespace = packet.namespace
         if packet.type is SocketType.CONNECT:
-            if namespace not in HANDLERS:
+            if namespace not in self.handlers:
                 conn.send(
-                    protocol.encode_connect_error(
-                        namespace, "Invalid namespace", {"code": "invalid_namespace"}
-                    )
+                    protocol.encode_connect_error(namespace, "Invalid namespace", self.INVALID_NAMESPACE_DATA)
                 )
                 return
             if conn.session(namespace) is not None or conn.is_pending(namespace):
@@ -366,6 +411,7 @@ class Gateway:
             return
         self._route(conn, session)
         conn.add_session(session)
+        self._joined(conn)
         # The client's Socket.IO sid is not kept: nothing is addressed by it (websocket only).
         self._send(conn, protocol.encode_connect(namespace, secrets.token_urlsafe(15)))
         for subject in _subjects(session):
@@ -387,7 +433,7 @@ class Gateway:
             if ack_id is not None:
                 self._send(conn, protocol.encode_ack(namespace, ack_id, [{"error": _not_connected()}]))
             return
-        handler = HANDLERS[namespace].get(packet.event)
+        handler = self.handlers[namespace].get(packet.event)
         try:
             if handler is None:
                 raise EventError("unknown_event", f"unknown event {packet.event[:64]!r} on {namespace}")
@@ -441,13 +487,45 @@ class Gateway:
             await self.ping_all()
 
     async def ping_all(self) -> None:
+        """Ping every socket, and close those that leave this round unanswered for ``pingTimeout``.
+
+        Each socket keeps the oldest round it has not answered; any frame from it answers. So a
+        ``pingTimeout`` longer than ``pingInterval`` works too (rounds overlap), and none is cut
+        short by uWS's idle timer, whose 8 s minimum is only a backstop.
+        """
+        ping_round = next(self._ping_rounds)
         sockets = self.sockets.snapshot()
         for start in range(0, len(sockets), PING_BATCH):
             if start:
                 await asyncio.sleep(0)  # let libuv and other work run between batches
             for conn in sockets[start : start + PING_BATCH]:
+                if not conn.unanswered:
+                    conn.unanswered = ping_round
                 conn.send_encoded(PING)
         self.events.wake()
+        self._spawn(self._close_unanswered(ping_round, sockets))
+
+    async def _close_unanswered(self, ping_round: int, sockets: list[Connection]) -> None:
+        await asyncio.sleep(self.config.ping_timeout_ms / 1000)
+        for start in range(0, len(sockets), PING_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            for conn in sockets[start : start + PING_BATCH]:
+                if 0 < conn.unanswered <= ping_round:
+                    conn.close(POLICY_VIOLATION, "ping timeout")
+        self.events.wake()
+
+    def _connect_timed_out(self, conn: Connection) -> None:
+        self._connect_timers.pop(conn, None)
+        if conn.sessions is None:
+            conn.close(POLICY_VIOLATION, f"no namespace joined within {self.config.connect_timeout_ms} ms")
+            self.events.wake()
+
+    def _joined(self, conn: Connection) -> None:
+        """The socket joined a namespace (or closed): its connect timeout no longer applies."""
+        timer = self._connect_timers.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
 
     async def shutdown(self) -> None:
         """Stop accepting, close every socket with a normal close, leave Redis tidy."""

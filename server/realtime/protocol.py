@@ -5,9 +5,11 @@ Engine.IO ``message`` packets (``4``) carry one Socket.IO packet::
 
     <sio type>[<binary count>-][/<namespace>,][<ack id>][<json>]
 
-The gateway offers neither long-polling nor binary attachments, so the binary packet types
-(``5``, ``6``) are refused with :class:`UnsupportedPacket`. Anything that does not parse raises
-:class:`MalformedPacket`; the gateway closes the connection for it, as Socket.IO servers do.
+Binary packets (``5``, ``6``: ``<type><count>-...``) announce ``count`` binary frames that follow;
+their JSON holds ``{"_placeholder": true, "num": i}`` where attachment ``i`` belongs.
+:func:`parse_socket_packet` returns such a packet with ``attachments`` set, and :func:`attach`
+puts the frames in place (as ``bytes``) once they have arrived. Anything that does not parse
+raises :class:`MalformedPacket`; the gateway closes the connection for it, as Socket.IO servers do.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from server.json_depth import MAX_JSON_DEPTH, json_depth_exceeds
 MAX_ACK_ID_DIGITS = 15
 """An ack id longer than this is malformed (JavaScript clients count from 0 upwards)."""
 MAX_NAMESPACE_LENGTH = 64
+MAX_ATTACHMENTS = 16
+"""Binary frames one packet may announce (each is at most ``maxPayload`` bytes)."""
 
 
 class EngineType(enum.IntEnum):
@@ -54,7 +58,7 @@ class MalformedPacket(ProtocolError):
 
 
 class UnsupportedPacket(ProtocolError):
-    """Well-formed but not offered here (binary attachments)."""
+    """Well-formed but not offered here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,8 @@ class SocketPacket:
     data: Any = None
     """CONNECT: the auth object or None. EVENT: ``[name, *args]``. ACK: the list of ack arguments."""
     ack_id: int | None = None
+    attachments: int = 0
+    """A binary packet: how many binary frames follow before it is whole (see :func:`attach`)."""
 
     @property
     def event(self) -> str:
@@ -94,11 +100,18 @@ def parse_socket_packet(text: str) -> SocketPacket:
     if not text or not "0" <= text[0] <= "6":
         raise MalformedPacket("unknown Socket.IO packet type")
     kind = SocketType(ord(text[0]) - 48)
-    if kind in (SocketType.BINARY_EVENT, SocketType.BINARY_ACK):
-        raise UnsupportedPacket("binary attachments are not supported; send JSON only")
     if kind is SocketType.CONNECT_ERROR:
         raise MalformedPacket("CONNECT_ERROR is sent by servers only")
     i, end = 1, len(text)
+    attachments = 0
+    if kind in (SocketType.BINARY_EVENT, SocketType.BINARY_ACK):
+        dash = text.find("-", 1, 4)
+        if dash == -1 or not text[1:dash].isdigit():
+            raise MalformedPacket("binary packet without its attachment count")
+        attachments = int(text[1:dash])
+        if not 1 <= attachments <= MAX_ATTACHMENTS:
+            raise MalformedPacket(f"a binary packet carries 1 to {MAX_ATTACHMENTS} attachments")
+        i = dash + 1
     namespace = "/"
     if i < end and text[i] == "/":
         comma = text.find(",", i)
@@ -123,7 +136,67 @@ def parse_socket_packet(text: str) -> SocketPacket:
             data = _json_decoder.decode(text[j:])
         except msgspec.DecodeError:
             raise MalformedPacket("payload is not valid JSON") from None
-    return _checked(SocketPacket(kind, namespace, data, ack_id))
+    packet = SocketPacket(kind, namespace, data, ack_id, attachments)
+    if attachments:
+        expected = SocketType.EVENT if kind is SocketType.BINARY_EVENT else SocketType.ACK
+        _checked(SocketPacket(expected, namespace, data, ack_id))  # the shape, before frames arrive
+        return packet
+    return _checked(packet)
+
+
+def attach(packet: SocketPacket, buffers: list[bytes]) -> SocketPacket:
+    """The whole packet, as an EVENT or ACK: each placeholder replaced by its binary frame.
+
+    Every attachment must be referred to exactly once by a well-formed placeholder.
+    """
+    if len(buffers) != packet.attachments:
+        raise MalformedPacket("wrong number of binary attachments")
+    used: set[int] = set()
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, list):
+            return [fill(item) for item in value]
+        if isinstance(value, dict):
+            if value.get("_placeholder") is True:
+                num = value.get("num")
+                if type(num) is not int or not 0 <= num < len(buffers) or num in used or len(value) != 2:
+                    raise MalformedPacket("bad binary placeholder")
+                used.add(num)
+                return buffers[num]
+            return {key: fill(item) for key, item in value.items()}
+        return value
+
+    data = fill(packet.data)
+    if len(used) != len(buffers):
+        raise MalformedPacket("a binary attachment is not referred to")
+    kind = SocketType.EVENT if packet.type is SocketType.BINARY_EVENT else SocketType.ACK
+    return _checked(SocketPacket(kind, packet.namespace, data, packet.ack_id))
+
+
+def _deconstruct(value: Any, buffers: list[bytes]) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        buffers.append(bytes(value))
+        return {"_placeholder": True, "num": len(buffers) - 1}
+    if isinstance(value, list | tuple):
+        return [_deconstruct(item, buffers) for item in value]
+    if isinstance(value, dict):
+        return {key: _deconstruct(item, buffers) for key, item in value.items()}
+    return value
+
+
+def encode_with_attachments(
+    kind: SocketType, namespace: str, data: list[Any], ack_id: int | None = None
+) -> tuple[str, list[bytes]]:
+    """An EVENT (``data`` = name and arguments) or ACK whose data may hold ``bytes``: the text frame
+    and the binary frames to send after it. Without ``bytes`` it is the plain packet."""
+    buffers: list[bytes] = []
+    plain = _deconstruct(data, buffers)
+    ack = "" if ack_id is None else str(ack_id)
+    if not buffers:
+        return _prefix(kind, namespace) + ack + _json(plain), []
+    binary = SocketType.BINARY_EVENT if kind is SocketType.EVENT else SocketType.BINARY_ACK
+    head = f"4{binary.value}{len(buffers)}-" + ("" if namespace == "/" else f"{namespace},")
+    return head + ack + _json(plain), buffers
 
 
 def _checked(packet: SocketPacket) -> SocketPacket:

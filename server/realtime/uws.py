@@ -26,6 +26,8 @@ SSL = 0
 """The gateway serves plain websockets (TLS ends at the proxy)."""
 TEXT = 1
 """uWS opcode of a text frame (socketify's own default is BINARY, unread by Socket.IO clients)."""
+BINARY = 2
+"""uWS opcode of a binary frame: only a binary packet's attachments are sent as one."""
 
 
 class Upgrade:
@@ -164,6 +166,10 @@ def websocket_route(app: Any, path: str, options: RouteOptions, handlers: WebSoc
 
 def send_text(ws: Any, data: bytes) -> None:
     lib.uws_ws_send_with_options(SSL, ws, data, len(data), TEXT, False, True)
+
+
+def send_binary(ws: Any, data: bytes) -> None:
+    lib.uws_ws_send_with_options(SSL, ws, data, len(data), BINARY, False, True)
 
 
 def end(ws: Any, code: int, reason: bytes) -> None:

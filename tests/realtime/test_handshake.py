@@ -20,7 +20,7 @@ from tests.factories import (
     make_visitor,
 )
 from tests.realtime.conftest import GatewayProcess, connected, recording_client
-from tests.realtime.helpers import agent_auth, expired_visitor_auth, visitor_auth
+from tests.realtime.helpers import agent_auth, expired_visitor_auth, raw_socket, visitor_auth
 
 pytestmark = pytest.mark.slow
 
@@ -256,23 +256,50 @@ async def test_agent_may_connect_with_an_api_key(gateway: GatewayProcess, settin
 
 
 async def test_frames_the_gateway_refuses_close_with_a_reason(gateway: GatewayProcess) -> None:
-    cases: list[tuple[str | bytes, int, str]] = [
-        (b"\x01\x02", 1003, "binary frames are not supported"),
-        ('451-/visitor,["x",{"_placeholder":true,"num":0}]', 1003, "binary attachments are not supported"),
-        ("4x", 1002, "parse error: unknown Socket.IO packet type"),
-        ("9", 1002, "parse error: unknown Engine.IO packet type"),
+    cases: list[tuple[list[str | bytes], int, str]] = [
+        ([b"\x01\x02"], 1003, "a binary frame must follow a binary packet (5/6) announcing it"),
+        (['451-/visitor,["x"]', b"\x01"], 1002, "parse error: a binary attachment is not referred to"),
+        (
+            ['451-/visitor,["x",{"_placeholder":true,"num":0}]', "3"],
+            1002,
+            "parse error: a text frame came before",
+        ),
+        (["4x"], 1002, "parse error: unknown Socket.IO packet type"),
+        (["9"], 1002, "parse error: unknown Engine.IO packet type"),
     ]
     async with aiohttp.ClientSession() as http:
-        for frame, code, reason in cases:
+        for frames, code, reason in cases:
             async with http.ws_connect(gateway.ws_url, autoping=False, max_msg_size=0) as ws:
                 await ws.receive_str()
-                await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+                for frame in frames:
+                    await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
                 message = await asyncio.wait_for(ws.receive(), 5)
                 while message.type is aiohttp.WSMsgType.TEXT:
                     message = await asyncio.wait_for(ws.receive(), 5)
-                assert message.type is aiohttp.WSMsgType.CLOSE, (frame, message)
-                assert message.data == code, (frame, message)
-                assert reason in (message.extra or ""), (frame, message)
+                assert message.type is aiohttp.WSMsgType.CLOSE, (frames, message)
+                assert message.data == code, (frames, message)
+                assert (message.extra or "").startswith(reason), (frames, message)
+
+
+async def test_binary_attachments_reach_parley_events_as_a_clear_error(
+    gateway: GatewayProcess, settings: Any
+) -> None:
+    """Parley's events take JSON objects: bytes where one is expected is invalid_payload, and the
+    socket stays usable (the packet itself was well-formed)."""
+    project = await make_project()
+    async with aiohttp.ClientSession() as http:
+        ws = await raw_socket(http, gateway.ws_url, "/visitor", visitor_auth(settings, project.id, "v_bin"))
+        await ws.send_str('451-/visitor,5["navigate",{"_placeholder":true,"num":0}]')
+        await ws.send_bytes(b"\x00\x01")
+        await ws.send_str('42/visitor,6["navigate",{"url":"https://shop.example/"}]')
+        answers = []
+        while len(answers) < 2:
+            frame = await asyncio.wait_for(ws.receive_str(), 5)
+            if frame.startswith("43/visitor,"):
+                answers.append(frame)
+        assert answers[0].startswith('43/visitor,5[{"error":{"code":"invalid_payload"'), answers
+        assert answers[1] == '43/visitor,6[{"ok":true}]', answers
+        await ws.close()
 
 
 async def test_frames_over_max_payload_close_the_socket(gateway: GatewayProcess) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from server.json_depth import MAX_JSON_DEPTH
 from server.realtime import protocol
-from server.realtime.protocol import EngineType, MalformedPacket, SocketPacket, SocketType, UnsupportedPacket
+from server.realtime.protocol import EngineType, MalformedPacket, SocketPacket, SocketType
 
 
 @pytest.mark.parametrize(
@@ -56,10 +56,48 @@ def test_malformed(text: str) -> None:
         protocol.parse_socket_packet(text)
 
 
-@pytest.mark.parametrize("text", ['51-["x",{"_placeholder":true,"num":0}]', "61-/agent,3[{}]"])
-def test_binary_packets_are_refused_with_a_clear_message(text: str) -> None:
-    with pytest.raises(UnsupportedPacket, match="binary attachments are not supported"):
-        protocol.parse_socket_packet(text)
+def test_binary_packets_wait_for_their_attachments_then_read_whole() -> None:
+    head = protocol.parse_socket_packet(
+        '52-/agent,7["up",{"_placeholder":true,"num":1},{"_placeholder":true,"num":0}]'
+    )
+    assert (head.type, head.namespace, head.ack_id, head.attachments) == (
+        SocketType.BINARY_EVENT,
+        "/agent",
+        7,
+        2,
+    )
+    whole = protocol.attach(head, [b"\x00first", b"second"])
+    assert whole == SocketPacket(SocketType.EVENT, "/agent", ["up", b"second", b"\x00first"], 7)
+    ack = protocol.attach(protocol.parse_socket_packet('61-3[{"_placeholder":true,"num":0}]'), [b"x"])
+    assert ack == SocketPacket(SocketType.ACK, "/", [b"x"], 3)
+    # And back: bytes in an event or ack leave as placeholders plus binary frames.
+    assert protocol.encode_with_attachments(SocketType.EVENT, "/", ["e", b"ab", {"k": [b"c"]}]) == (
+        '452-["e",{"_placeholder":true,"num":0},{"k":[{"_placeholder":true,"num":1}]}]',
+        [b"ab", b"c"],
+    )
+    assert protocol.encode_with_attachments(SocketType.ACK, "/agent", [b"z"], ack_id=9) == (
+        '461-/agent,9[{"_placeholder":true,"num":0}]',
+        [b"z"],
+    )
+    assert protocol.encode_with_attachments(SocketType.ACK, "/", [1], ack_id=2) == ("432[1]", [])
+
+
+@pytest.mark.parametrize(
+    ("text", "buffers"),
+    [
+        ('51["x",{"_placeholder":true,"num":0}]', None),  # no count
+        ('50-["x"]', None),  # zero attachments
+        ('599-["x"]', None),  # too many
+        ('51-{"x":1}', None),  # not an event list
+        ('51-["x",{"_placeholder":true,"num":1}]', [b"a"]),  # placeholder out of range
+        ('52-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]', [b"a", b"b"]),  # one twice
+        ('51-["x"]', [b"a"]),  # an attachment nothing refers to
+        ('51-["x",{"_placeholder":true,"num":"0"}]', [b"a"]),
+    ],
+)
+def test_malformed_binary_packets(text: str, buffers: list[bytes] | None) -> None:
+    with pytest.raises(MalformedPacket):
+        protocol.attach(protocol.parse_socket_packet(text), buffers or [])
 
 
 def test_engine_types() -> None:
