@@ -45,7 +45,18 @@ NODE_TEST_STAMPS := $(addsuffix /node_modules/.installed,$(NODE_TEST_DIRS))
 	npm ci --prefix $* --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test-deps: chromium $(NODE_TEST_STAMPS)
+# Socket.IO's own compliance suite (read-only in ../shared): copied to build/ and installed there.
+# tests/realtime/test_compliance_suite.py patches only its URL constant, in a copy of its own.
+SOCKETIO_SUITE_SRC ?= $(firstword $(wildcard ../shared/socketio-protocol-test-suite ../../shared/socketio-protocol-test-suite))
+SOCKETIO_SUITE := build/socketio-protocol-test-suite
+
+$(SOCKETIO_SUITE)/node_modules/.installed: $(SOCKETIO_SUITE_SRC)/package-lock.json
+	@test -n "$(SOCKETIO_SUITE_SRC)" || { echo "shared/socketio-protocol-test-suite not found beside the repo (set SOCKETIO_SUITE_SRC)"; exit 1; }
+	rm -rf $(SOCKETIO_SUITE) && mkdir -p build && cp -r $(SOCKETIO_SUITE_SRC) $(SOCKETIO_SUITE) && chmod -R u+w $(SOCKETIO_SUITE)
+	npm ci --prefix $(SOCKETIO_SUITE) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-deps: chromium $(NODE_TEST_STAMPS) $(SOCKETIO_SUITE)/node_modules/.installed
 
 # Two pytest processes (pytest-xdist), a file at a time each: most tests wait on real processes
 # and browsers, so two overlap well on two cores. PYTEST_ARGS=-n0 runs them in one process.

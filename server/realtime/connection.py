@@ -69,7 +69,7 @@ class PendingAcks:
 class Connection:
     """One websocket. It keeps socketify's raw ``uws_websocket_t`` pointer, not a Python wrapper."""
 
-    __slots__ = ("acks", "inbox", "origin", "partial", "pending", "sessions", "unanswered", "ws")
+    __slots__ = ("acks", "inbox", "origin", "partial", "pending", "phase", "sessions", "unanswered", "ws")
 
     def __init__(self, origin: str | None) -> None:
         self.origin = origin
@@ -85,7 +85,9 @@ class Connection:
         self.partial: tuple[SocketPacket, list[bytes]] | None = None
         """A binary packet whose attachments are still arriving, and those received so far."""
         self.unanswered = 0
-        """The oldest ping round this socket has not answered (0: none); any frame answers."""
+        """The oldest ping tick this socket has not answered (0: none); any frame answers."""
+        self.phase = 0
+        """Which of the ping timer's ticks ping this socket (set when it opens)."""
 
     @property
     def closed(self) -> bool:

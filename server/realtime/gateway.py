@@ -64,6 +64,10 @@ MAX_BACKPRESSURE = 1024 * 1024
 """Bytes uWS may buffer for a slow client before closing it (memory only while buffering)."""
 PING_BATCH = 2000
 """Sockets pinged per loop iteration: a ping round never holds the loop for long."""
+PING_PHASES = 4
+"""The ping timer ticks this many times per ``pingInterval``; each socket is pinged on one tick
+of every ``PING_PHASES``, chosen when it opens, so its first ping comes 3/4 to 1 interval after
+its handshake (as Socket.IO's per-socket timer does) and never in the middle of it."""
 MAX_REASON_BYTES = 120
 NORMAL_CLOSE = 1000
 PROTOCOL_ERROR = 1002
@@ -136,7 +140,8 @@ class Gateway:
         self._connect_timers: dict[Connection, asyncio.TimerHandle] = {}
         """Sockets that joined no namespace yet, and the timer that closes them if none comes
         (an entry leaves when the socket joins or closes: nothing here for joined sockets)."""
-        self._ping_rounds = count(1)
+        self._ping_round = 0
+        """The last ping tick started; a socket opening now is pinged on ticks of its phase."""
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -225,6 +230,7 @@ class Gateway:
             uws.end(ws, PROTOCOL_ERROR, b"no session")
             return
         conn.ws = ws
+        conn.phase = self._ping_round % PING_PHASES
         self._connect_timers[conn] = self.events.asyncio_loop.call_later(
             self.config.connect_timeout_ms / 1000, self._connect_timed_out, conn
         )
@@ -482,19 +488,26 @@ class Gateway:
         A loop over the sockets rather than a uWS topic every socket joins: a subscription costs
         uWS a subscriber record per socket, and the send per socket is the same either way.
         """
+        loop = asyncio.get_running_loop()
+        tick = self.config.ping_interval_ms / 1000 / PING_PHASES
+        next_tick = loop.time() + tick
         while True:
-            await asyncio.sleep(self.config.ping_interval_ms / 1000)
+            # On a fixed grid, not "a tick after the last one finished": no drift under load.
+            await asyncio.sleep(max(0.0, next_tick - loop.time()))
+            next_tick = max(next_tick + tick, loop.time())
             await self.ping_all()
 
     async def ping_all(self) -> None:
-        """Ping every socket, and close those that leave this round unanswered for ``pingTimeout``.
+        """One tick: ping the sockets of this tick's phase, and close those that leave the ping
+        unanswered for ``pingTimeout``.
 
         Each socket keeps the oldest round it has not answered; any frame from it answers. So a
         ``pingTimeout`` longer than ``pingInterval`` works too (rounds overlap), and none is cut
         short by uWS's idle timer, whose 8 s minimum is only a backstop.
         """
-        ping_round = next(self._ping_rounds)
-        sockets = self.sockets.snapshot()
+        self._ping_round = ping_round = self._ping_round + 1
+        phase = ping_round % PING_PHASES
+        sockets = [conn for conn in self.sockets.snapshot() if conn.phase == phase]
         for start in range(0, len(sockets), PING_BATCH):
             if start:
                 await asyncio.sleep(0)  # let libuv and other work run between batches

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -292,7 +293,7 @@ async def test_binary_attachments_reach_parley_events_as_a_clear_error(
         await ws.send_str('451-/visitor,5["navigate",{"_placeholder":true,"num":0}]')
         await ws.send_bytes(b"\x00\x01")
         await ws.send_str('42/visitor,6["navigate",{"url":"https://shop.example/"}]')
-        answers = []
+        answers: list[str] = []
         while len(answers) < 2:
             frame = await asyncio.wait_for(ws.receive_str(), 5)
             if frame.startswith("43/visitor,"):
@@ -321,3 +322,89 @@ async def test_frames_over_max_payload_close_the_socket(gateway: GatewayProcess)
                 else:
                     assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), message
                     assert message.type is aiohttp.WSMsgType.CLOSED or message.data == 1009, message
+
+
+async def test_a_socket_that_joins_no_namespace_is_closed_after_the_connect_timeout(
+    gateway_factory: Any, settings: Any
+) -> None:
+    """Unauthenticated sockets cannot hold the gateway's descriptors: no namespace, no socket.
+    Pings are answered throughout, so only the connect timeout can be what closes it."""
+    gateway = gateway_factory(REALTIME_CONNECT_TIMEOUT_MS="1500", REALTIME_PING_INTERVAL_MS="300")
+    project = await make_project()
+    async with aiohttp.ClientSession() as http:
+        joined = await raw_socket(
+            http, gateway.ws_url, "/visitor", visitor_auth(settings, project.id, "v_ok")
+        )
+        idle = await http.ws_connect(gateway.ws_url, autoping=False)
+        await idle.receive_str()
+        idle_pings, joined_pings = await asyncio.gather(
+            _answer_pings(idle), _answer_pings(joined, until=idle)
+        )
+        assert (idle.close_code, idle_pings >= 2) == (1008, True), "it answered pings all along"
+        assert joined_pings >= 2  # joined in time: outlives the timeout, still served
+        assert await _answer(joined, '42/visitor,1["navigate",{"url":"https://shop.example/"}]') == (
+            '43/visitor,1[{"ok":true}]'
+        )
+        await joined.close()
+
+
+async def _answer_pings(ws: Any, until: Any = None, within: float = 10) -> int:
+    """Answer pings until ``ws`` closes (or until ``until`` has closed), ``within`` seconds at most;
+    the pings answered."""
+    pings = 0
+    deadline = asyncio.get_running_loop().time() + within
+    while (until is None or not until.closed) and asyncio.get_running_loop().time() < deadline:
+        try:
+            message = await asyncio.wait_for(ws.receive(), 0.5 if until is not None else 10)
+        except TimeoutError:
+            continue
+        if message.type is not aiohttp.WSMsgType.TEXT:
+            if message.type is aiohttp.WSMsgType.CLOSE:
+                assert message.extra in ("no namespace joined within 1500 ms", "ping timeout"), message
+            return pings
+        if message.data == "2":
+            pings += 1
+            await ws.send_str("3")
+    return pings
+
+
+async def test_a_silent_socket_is_closed_after_the_ping_timeout_below_uws_floor(
+    gateway_factory: Any, settings: Any
+) -> None:
+    """pingTimeout 300 ms is honoured although uWS's idle timer cannot go below 8 s; a socket that
+    answers pings stays."""
+    gateway = gateway_factory(REALTIME_PING_INTERVAL_MS="300", REALTIME_PING_TIMEOUT_MS="300")
+    project = await make_project()
+    auth = visitor_auth(settings, project.id, "v_silent")
+    async with aiohttp.ClientSession() as http:
+        silent = await raw_socket(http, gateway.ws_url, "/visitor", auth)
+        talking = await raw_socket(http, gateway.ws_url, "/visitor", auth)
+
+        watch = SimpleNamespace(closed=False)
+
+        async def until_closed() -> Any:
+            message = await asyncio.wait_for(silent.receive(), 5)
+            while message.type is aiohttp.WSMsgType.TEXT:  # pings, never answered
+                message = await asyncio.wait_for(silent.receive(), 5)
+            await asyncio.sleep(1.5)  # bounds how long the talking socket is watched after it
+            watch.closed = True
+            return message
+
+        closed, pings = await asyncio.gather(until_closed(), _answer_pings(talking, until=watch))
+        assert (closed.type, closed.data, closed.extra) == (aiohttp.WSMsgType.CLOSE, 1008, "ping timeout")
+        assert pings >= 4, pings
+        assert await _answer(talking, '42/visitor,1["navigate",{"url":"https://shop.example/"}]') == (
+            '43/visitor,1[{"ok":true}]'
+        ), "the socket that answered its pings is still served"
+        await talking.close()
+
+
+async def _answer(ws: Any, frame: str) -> str:
+    """Send a frame and return the first answer that is not a ping (pings are answered)."""
+    await ws.send_str(frame)
+    while True:
+        reply: str = await asyncio.wait_for(ws.receive_str(), 10)
+        if reply == "2":
+            await ws.send_str("3")
+        else:
+            return reply
