@@ -50,7 +50,7 @@ class ReferenceGateway(Gateway):
             app,
             events,
             SUITE_CONFIG,
-            fanout=stand_in,  # type: ignore[arg-type]
+            fanout=SimpleNamespace(live=True),  # type: ignore[arg-type]  # no event stream to wait for
             presence=stand_in,  # type: ignore[arg-type]
             authenticator=stand_in,  # type: ignore[arg-type]
             services=stand_in,  # type: ignore[arg-type]
