@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
+from redis.asyncio import Redis
 
 from server.chat.identity import sign_user_id
 from server.chat.tables import Visitor
+from server.redis_client import Keys
 from tests.browser.conftest import LiveStack
 from tests.browser.support import assert_accessible, screenshot
 from tests.browser.widget_support import panel_of, type_and_send, widget_world
@@ -31,7 +33,7 @@ Parley("open");
 
 
 async def test_queued_calls_identify_and_navigation(
-    live_stack: LiveStack, new_page: NewPage, settings: Any
+    live_stack: LiveStack, new_page: NewPage, settings: Any, redis: Redis
 ) -> None:
     async with widget_world(
         live_stack.web_url, live_stack.realtime_url, settings.security.secret_key, extra_script=HOST_SCRIPT
@@ -63,6 +65,9 @@ async def test_queued_calls_identify_and_navigation(
         await page.evaluate("() => Parley.send('Hello, I am Grace')")
         got = await agent.wait_for(lambda: agent.messages("visitor"))
         assert got[0]["visitor_uid"] == row["uid"]  # the agent sees the verified visitor
+        # visitor:info went once, at the first connect (identify kept the visitor: same uid).
+        device = await redis.get(Keys.visitor_device(world.project.id, row["uid"]))
+        assert device is not None and b"Chrom" in device, device
 
         await page.evaluate(
             "() => { history.pushState({}, '', '/pricing?plan=pro'); document.title = 'Pricing'; }"

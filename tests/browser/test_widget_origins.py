@@ -63,3 +63,21 @@ async def test_hostile_host_page_with_strict_csp(
         assert style == ["flex", "absolute", "rgb(255, 255, 255)"], style
         assert not csp_errors, csp_errors
         await screenshot(page, "widget-hostile-page")
+
+
+async def test_full_screen_on_a_phone_and_dark_scheme(
+    live_stack: LiveStack, new_page: NewPage, settings: Any
+) -> None:
+    async with widget_world(
+        live_stack.web_url, live_stack.realtime_url, settings.security.secret_key
+    ) as world:
+        page = await new_page(color_scheme="dark", viewport={"width": 375, "height": 667})
+        panel = await panel_of(page, world.site.origin + "/")
+        box = await panel.bounding_box()
+        assert box == {"x": 0, "y": 0, "width": 375, "height": 667}, box
+        await expect(panel.locator("#parley-input")).to_be_focused()
+        await page.keyboard.press("Escape")
+        await expect(panel).to_be_hidden()
+        await expect(page.locator("parley-widget .launcher")).to_be_focused()
+        await page.locator("parley-widget .launcher").click()
+        await screenshot(page, "widget-phone")
