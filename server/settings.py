@@ -124,6 +124,8 @@ class Settings:
     security: SecuritySettings
     log_level: str
     web_workers: int
+    worker_concurrency: int = 10
+    """SAQ jobs one worker process runs at once (``WORKER_CONCURRENCY``)."""
     screenshots: ScreenshotSettings = field(default_factory=ScreenshotSettings)
     mail: MailSettings = MailSettings(smtp_url=None, mail_from="Parley <parley@localhost>")
     production: bool = False
@@ -294,6 +296,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         log_level=log_level,
         web_workers=int_setting(env, "WEB_WORKERS", 1, low=1, high=64),
+        worker_concurrency=int_setting(env, "WORKER_CONCURRENCY", 10, low=1, high=1000),
         screenshots=load_screenshot_settings(env),
         mail=_mail(env, web, production=environment == "production"),
         production=environment == "production",

@@ -188,10 +188,12 @@ async def shutdown(ctx: WorkerContext) -> None:
 
 
 def build_settings(
-    settings: Settings, options: PipelineOptions | None = None, *, concurrency: int = 10
+    settings: Settings, options: PipelineOptions | None = None, *, concurrency: int | None = None
 ) -> SettingsDict[WorkerContext]:
+    """SAQ's settings for one worker process; ``concurrency`` defaults to ``WORKER_CONCURRENCY``."""
     from server.queue import make_queue
 
+    concurrency = concurrency or settings.worker_concurrency
     return {
         "queue": make_queue(settings.queue_redis, concurrency=concurrency),
         "functions": [

@@ -38,13 +38,18 @@ from typing import Any, Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.chat.device import VisitorDevice, VisitorInfoIn, device_of
+from server.outage import Outage
 from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
 from server.redis_client import Keys
 
 log = logging.getLogger(__name__)
+
+REDIS_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 Kind = Literal["visitor", "agent"]
 Status = Literal["online", "away", "offline"]
@@ -142,6 +147,8 @@ class Presence:
         self._joins: dict[Entry, None] = {}
         """Joins not yet written to Redis (a socket that leaves first is taken out again)."""
         self._join_writer: asyncio.Task[None] | None = None
+        self._outage = Outage(log, "Redis (presence)")
+        """While Redis is down the sweeper and heartbeat fail every round: log the outage, not each."""
 
     def _member(self, number: int) -> str:
         return f"{self._node_id}:{number}"
@@ -163,6 +170,8 @@ class Presence:
                 del self._joins[entry]
             try:
                 await self._register(batch)
+            except REDIS_UNAVAILABLE as error:
+                self._outage.failed(error)
             except Exception:
                 log.exception("registering %d sockets' presence failed", len(batch))
 
@@ -323,8 +332,11 @@ class Presence:
         while True:
             try:
                 await self.sweep()
+                self._outage.recovered()
             except asyncio.CancelledError:
                 raise
+            except REDIS_UNAVAILABLE as error:
+                self._outage.failed(error)
             except Exception:
                 log.exception("presence sweep failed")
             await asyncio.sleep(interval)
@@ -333,9 +345,11 @@ class Presence:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.heartbeat()
+                await self.heartbeat()  # may touch nothing: only the sweep (always a read) ends an outage
             except asyncio.CancelledError:
                 raise
+            except REDIS_UNAVAILABLE as error:
+                self._outage.failed(error)
             except Exception:
                 log.exception("presence heartbeat failed")
 

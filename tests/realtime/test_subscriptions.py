@@ -188,6 +188,7 @@ async def test_no_socket_is_accepted_while_the_node_receives_no_events(
                     return False
 
             await until(refused, "the gateway to refuse upgrades while Redis is down")
+            await asyncio.sleep(2)  # a few rounds of every retrying loop (0.05-2 s apart)
     finally:
         await asyncio.to_thread(stack.embedded.start_valkey)
     auth = visitor_auth(settings, project.id, "v_back")
@@ -202,3 +203,13 @@ async def test_no_socket_is_accepted_while_the_node_receives_no_events(
             if asyncio.get_running_loop().time() > deadline:
                 raise
             await asyncio.sleep(0.2)
+    await until(lambda: _said(gateway, "available again"), "the end of the outage to be logged")
+    log = gateway.output()
+    # One line when the outage starts per thing that noticed it, none per retry, no traceback.
+    assert "Traceback" not in log, log[-3000:]
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert 1 <= len(errors) <= 2 and all("is unavailable" in line for line in errors), "\n".join(errors)
+
+
+async def _said(gateway: GatewayProcess, text: str) -> bool:
+    return text in gateway.output()
