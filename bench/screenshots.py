@@ -203,20 +203,28 @@ def main() -> None:
         auth = {"Authorization": f"Bearer {secret}"}
         hit = httpx.get(base + href, headers=auth)
         assert hit.status_code == 200 and hit.headers["content-type"] == "image/jpeg", hit.text[:200]
+        # Latency with one connection (what one agent's request costs), throughput with many.
         targets = {
             "baseline GET /healthz": (base + "/healthz", {}),
             "GET screenshot (cache hit)": (base + href, auth),
         }
-        hits: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
+        loads = {"1 connection": 1, f"{args.connections} connections": args.connections}
+        hits: dict[str, list[tuple[float, float]]] = {
+            f"{name} [{load}]": [] for name in targets for load in loads
+        }
         for url, headers in targets.values():
             wrk(url, duration=3, connections=args.connections, threads=1, headers=headers)
         for run in range(args.runs):
             for name, (url, headers) in targets.items():
-                rps, p99 = wrk(
-                    url, duration=args.duration, connections=args.connections, threads=1, headers=headers
-                )
-                hits[name].append((rps, p99))
-                print(f"  run {run + 1} {name:28s} {rps:8.0f} req/s  p99 {p99:6.2f} ms", flush=True)
+                for load, connections in loads.items():
+                    rps, p99 = wrk(
+                        url, duration=args.duration, connections=connections, threads=1, headers=headers
+                    )
+                    hits[f"{name} [{load}]"].append((rps, p99))
+                    print(
+                        f"  run {run + 1} {name:28s} {load:16s} {rps:8.0f} req/s  p99 {p99:6.2f} ms",
+                        flush=True,
+                    )
 
         print(
             f"\nscreenshots: {args.renders} renders x {args.runs} runs per page; image {len(hit.content) // 1024} KB; "
