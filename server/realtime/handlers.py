@@ -83,7 +83,7 @@ def decode(args: list[Any], kind: type[T]) -> T:
     if len(args) != 1:
         raise EventError("invalid_payload", "expected exactly one argument (an object)")
     try:
-        return msgspec.convert(args[0], kind)
+        return msgspec.convert(args[0], kind, strict=True)  # "1" is not a seq, "true" not a bool
     except msgspec.ValidationError as error:
         raise EventError("invalid_payload", str(error)) from None
 
