@@ -27,6 +27,13 @@ class Invalid(DomainError):
     status = 422
 
 
+class Malformed(DomainError):
+    """The request cannot be taken as it is written (a NUL character in text): 400, like bad JSON."""
+
+    code = "invalid"
+    status = 400
+
+
 class NotFound(DomainError):
     """The object does not exist, or not in the caller's project (never say which)."""
 

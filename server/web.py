@@ -27,7 +27,8 @@ from server.api.demo import demo_page
 from server.api.errors import exception_handlers, http_error_handler
 from server.api.health import healthz, readyz
 from server.api.json_body import JSONRequest
-from server.api.openapi import openapi_config
+from server.api.openapi import make_exact, openapi_config
+from server.api.options import CompleteAllowMiddleware
 from server.api.v1.router import v1_router
 from server.api.widget import widget_router
 from server.api.widget_assets import widget_loader, widget_module
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # own auth (bearer keys need none; cookie-authenticated calls are checked there).
         exclude=[ADMIN_PATH, QUEUES_PATH, "/api", "/healthz", "/readyz", "/static"],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -89,5 +90,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[console_headers_hook(settings)],
         request_max_body_size=1_000_000,
         request_class=JSONRequest,
+        middleware=[CompleteAllowMiddleware],
         openapi_config=openapi_config(),
     )
+    make_exact(app)
+    return app

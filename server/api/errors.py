@@ -111,8 +111,13 @@ def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) ->
     code = _HTTP_CODES.get(status, "error")
     if isinstance(error, NotAuthorizedException):
         code = "unauthorized"
+    headers = dict(error.headers or {})
+    if status == 413:
+        # The rest of the body is never read: say the connection ends, so a client still
+        # sending gets this answer instead of a reset.
+        headers["Connection"] = "close"
     return Response(
-        _body(code, str(error.detail)), status_code=status, media_type=MediaType.JSON, headers=error.headers
+        _body(code, str(error.detail)), status_code=status, media_type=MediaType.JSON, headers=headers or None
     )
 
 

@@ -46,7 +46,7 @@ from saq.queue import Queue
 from server.chat.mailbox import Appended, Mailboxes, NotReplicated, RateLimits, ReplicaAck, Shard
 from server.chat.schemas import MAX_BODY_LENGTH, MessageKind, PendingMessage, SendAck, SendMessage
 from server.chat.tables import Conversation
-from server.errors import Forbidden, Invalid, NotFound, RateLimited, Unavailable
+from server.errors import Forbidden, Invalid, Malformed, NotFound, RateLimited, Unavailable
 from server.tenancy.access import Actor, ProjectRole, can_write, has_project_role
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,7 @@ def _job(kwargs: dict[str, Any], key: str | None) -> Job:
 def _clean_body(body: str) -> str:
     if "\x00" in body:
         # PostgreSQL text cannot hold NUL: refuse it here, before the ack, never in the worker.
-        raise Invalid(
-            "A message cannot contain NUL characters.", code="invalid", fields={"body": "contains NUL"}
-        )
+        raise Malformed("A message cannot contain NUL characters.", fields={"body": "contains NUL"})
     cleaned = body.strip()
     if not cleaned:
         raise Invalid("A message needs a body.", code="empty_body", fields={"body": "empty"})

@@ -35,8 +35,10 @@ async def test_login_session_csrf_and_logout(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/v1/auth/session")).json()["csrf_token"] == csrf
 
     token = client.cookies["parley_session"]
-    assert (await client.post("/api/v1/auth/logout")).status_code == 204
+    assert (await client.post("/api/v1/auth/logout")).status_code == 403  # the CSRF token, like any write
+    assert (await client.post("/api/v1/auth/logout", headers={"x-csrf-token": csrf})).status_code == 204
     assert (await client.get("/api/v1/users/me")).status_code == 401
+    assert (await client.post("/api/v1/auth/logout")).status_code == 204  # no session: nothing to end
     # Not only the client's jar: the server refuses the old cookie sent again.
     client.cookies.clear()
     replay = await client.get("/api/v1/users/me", headers={"cookie": f"parley_session={token}"})

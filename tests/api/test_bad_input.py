@@ -105,4 +105,5 @@ async def test_nul_characters_are_a_400_never_a_500(client: httpx.AsyncClient) -
         json={"body": "a\u0000b"},
         headers=headers,
     )
-    assert message.status_code == 422 and message.json()["fields"] == {"body": "contains NUL"}
+    # 400 like every other NUL (issue #10, item 7): the text cannot be stored as written.
+    assert message.status_code == 400 and message.json()["fields"] == {"body": "contains NUL"}

@@ -61,9 +61,13 @@ async def _console_replay(client: httpx.AsyncClient, token: str) -> str:
 
 async def test_api_logout_refuses_the_old_cookie(client: httpx.AsyncClient, redis: Redis) -> None:
     await f.make_user(email="ana@example.com", password=PASSWORD)
-    token, _ = await _login(client, "ana@example.com")
+    token, csrf = await _login(client, "ana@example.com")
     assert await _replay(client, token) == 200  # the replay itself works while the session lives
-    logout = await client.post("/api/v1/auth/logout", headers={"cookie": f"{SESSION_COOKIE}={token}"})
+    cookie = {"cookie": f"{SESSION_COOKIE}={token}"}
+    forged = await client.post("/api/v1/auth/logout", headers=cookie)  # a cross-site form, say
+    assert forged.status_code == 403 and forged.json()["code"] == "csrf_failed"
+    assert await _replay(client, token) == 200
+    logout = await client.post("/api/v1/auth/logout", headers={**cookie, "x-csrf-token": csrf})
     assert logout.status_code == 204
     assert await _replay(client, token) == 401
     assert (await _console_replay(client, token)).startswith("/console/login")

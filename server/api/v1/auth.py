@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -29,8 +30,8 @@ from server.accounts.sessions import (
     load_session,
 )
 from server.accounts.tables import User
-from server.api.access import CurrentActor, public, signed_in
-from server.errors import Unauthorized
+from server.api.access import CSRF_HEADER, CurrentActor, public, signed_in
+from server.errors import Forbidden, Unauthorized
 from server.ratelimit import enforce, reset
 from server.tenancy.invitations import set_password_from_link
 from server.web_state import queue_of, redis_of, settings_of
@@ -76,7 +77,16 @@ async def login(request: Request[Any, Any, Any], data: JSONBody[LoginRequest]) -
     response_cookies=[Cookie(key=SESSION_COOKIE, value="", max_age=0, httponly=True, samesite="lax")],
 )
 async def logout(request: Request[Any, Any, Any]) -> None:
-    await destroy_session(redis_of(request.app), request.cookies.get(SESSION_COOKIE))
+    """Like every unsafe call made with the session cookie, it needs the session's CSRF token; a
+    request without a live session has nothing to end (204 all the same)."""
+    redis = redis_of(request.app)
+    token = request.cookies.get(SESSION_COOKIE)
+    session = await load_session(redis, token)
+    if session is not None:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not session.csrf_token or not hmac.compare_digest(sent, session.csrf_token):
+            raise Forbidden("Missing or wrong X-CSRF-Token header.", code="csrf_failed")
+    await destroy_session(redis, token)
 
 
 @get("/auth/session", opt=signed_in(), summary="The signed-in user and the session's CSRF token")
