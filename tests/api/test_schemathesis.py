@@ -46,6 +46,14 @@ async def test_schemathesis_finds_no_server_error(subprocess_env: dict[str, str]
                 f"http://127.0.0.1:{port}/schema/openapi.json",
                 "--checks",
                 "all",
+                # positive_data_acceptance ("a schema-valid request must be accepted") cannot hold
+                # for rules a schema does not express: JSON Schema counts 2.0 as an integer while
+                # the API refuses it on purpose (issue #10, item 5), cursors must be ones the API
+                # issued, after_seq excludes before_seq, expiries must lie ahead, a message must
+                # hold more than white space, an admin cannot deactivate themself. Every other
+                # check runs, negative_data_rejection included.
+                "--exclude-checks",
+                "positive_data_acceptance",
                 "--max-examples",
                 "15",
                 "--seed",
