@@ -65,8 +65,10 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # The tests that cover the Redis roles the cluster changes (mailboxes and rate limits, the queue
 # beside it, the outbox's sharded pub/sub, presence and locations, sessions, caches, project
 # cleanup), run again on a real three-primary Valkey cluster (docs/scaling.md).
-CLUSTER_TESTS ?= tests/pipeline tests/topology/test_topologies.py tests/api/test_auth.py \
-	tests/api/test_projects_and_members.py tests/api/test_hydration.py tests/api/test_widget.py
+# (The kill -9 fault tests on a cluster are tests/topology/test_failover.py, in the first run.)
+CLUSTER_TESTS ?= tests/pipeline/test_drain.py tests/pipeline/test_outbox.py tests/pipeline/test_persistence.py \
+	tests/pipeline/test_sending.py tests/pipeline/test_services.py tests/topology/test_topologies.py \
+	tests/api/test_auth.py tests/api/test_projects_and_members.py tests/api/test_hydration.py
 
 test: install assets test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

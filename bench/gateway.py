@@ -149,6 +149,9 @@ class Bench:
 
         self.embedded = EmbeddedServers(self.work / "servers", database="parley_bench")
         urls = self.embedded.start()
+        if os.environ.get("BENCH_REDIS_URL"):
+            # A Redis of the caller's (bench/e2e_replica.py: a primary with a replica), not the embedded one.
+            urls["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
         self.env = {
             **os.environ,
             **urls,
