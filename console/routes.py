@@ -12,6 +12,7 @@ from litestar.plugins.htmx import HTMXRequest
 from console import (
     admin_mailbox,
     admin_projects,
+    admin_system,
     admin_users,
     apikeys,
     canned,
@@ -43,6 +44,7 @@ PAGES = (
     profile,
     members,
     admin_mailbox,
+    admin_system,
 )
 
 console_router = Router(

@@ -101,3 +101,11 @@ async def test_administration_is_for_admins_only(client: httpx.AsyncClient) -> N
         await post(client, f"/console/admin/projects/{project.id}/delete", csrf, {"confirm": "Shop"})
     ).status_code == 403
     assert await Project.exists().where(Project.id == project.id)
+
+
+async def test_the_system_page_reports_the_stores_and_the_queue(client: httpx.AsyncClient) -> None:
+    await _admin(client)
+    page = await client.get("/console/admin/system")
+    assert page.status_code == 200
+    assert "PostgreSQL" in page.text and "stat__value--ok" in page.text and "Outbox lag" in page.text
+    assert 'href="/queues/"' in page.text
