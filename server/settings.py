@@ -125,6 +125,8 @@ class Settings:
     log_level: str
     web_workers: int
     worker_concurrency: int = 10
+    web_access_log: bool = True
+    """One INFO line per web request (``WEB_ACCESS_LOG``, ``server/access_log.py``)."""
     """SAQ jobs one worker process runs at once (``WORKER_CONCURRENCY``)."""
     screenshots: ScreenshotSettings = field(default_factory=ScreenshotSettings)
     mail: MailSettings = MailSettings(smtp_url=None, mail_from="Parley <parley@localhost>")
@@ -297,6 +299,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         log_level=log_level,
         web_workers=int_setting(env, "WEB_WORKERS", 1, low=1, high=64),
         worker_concurrency=int_setting(env, "WORKER_CONCURRENCY", 10, low=1, high=1000),
+        web_access_log=_bool(env, "WEB_ACCESS_LOG", True),
         screenshots=load_screenshot_settings(env),
         mail=_mail(env, web, production=environment == "production"),
         production=environment == "production",

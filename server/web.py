@@ -6,6 +6,7 @@ It stands above both web transports (the JSON API in ``server/api/`` and the con
 
 from __future__ import annotations
 
+from logging import INFO
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,6 +24,8 @@ from console.errors import console_not_found
 from console.render import configure_templates
 from console.routes import console_router
 from console.security import CONSOLE_PREFIX, console_headers_hook
+from server.access_log import access_log_middleware
+from server.access_log import log as access_log
 from server.api.demo import demo_page
 from server.api.errors import exception_handlers, http_error_handler
 from server.api.health import healthz, readyz
@@ -90,7 +93,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[console_headers_hook(settings)],
         request_max_body_size=1_000_000,
         request_class=JSONRequest,
-        middleware=[CompleteAllowMiddleware],
+        # The access log is not even installed when its lines would be dropped (LOG_LEVEL above
+        # INFO: the benchmarks).
+        middleware=[
+            *([access_log_middleware] if settings.web_access_log and access_log.isEnabledFor(INFO) else []),
+            CompleteAllowMiddleware,
+        ],
         openapi_config=openapi_config(),
     )
     make_exact(app)
