@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -364,7 +365,8 @@ async def _answer_pings(ws: Any, until: Any = None, within: float = 10) -> int:
             return pings
         if message.data == "2":
             pings += 1
-            await ws.send_str("3")
+            with contextlib.suppress(aiohttp.ClientConnectionResetError):  # closed as it answered
+                await ws.send_str("3")
     return pings
 
 
