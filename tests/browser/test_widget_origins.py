@@ -73,8 +73,15 @@ async def test_full_screen_on_a_phone_and_dark_scheme(
     ) as world:
         page = await new_page(color_scheme="dark", viewport={"width": 375, "height": 667})
         panel = await panel_of(page, world.site.origin + "/")
+        # The panel rises into place (0.18 s, prefers-reduced-motion permitting): measure it there.
+        await panel.evaluate("panel => Promise.all(panel.getAnimations().map(a => a.finished))")
         box = await panel.bounding_box()
-        assert box == {"x": 0, "y": 0, "width": 375, "height": 667}, box
+        assert box is not None and {key: round(value) for key, value in box.items()} == {
+            "x": 0,
+            "y": 0,
+            "width": 375,
+            "height": 667,
+        }, box
         await expect(panel.locator("#parley-input")).to_be_focused()
         await page.keyboard.press("Escape")
         await expect(panel).to_be_hidden()
