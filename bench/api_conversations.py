@@ -33,14 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from server.embedded import EmbeddedServers  # noqa: E402
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.processes import free_port  # noqa: E402
 
 
 async def seed(conversations: int) -> tuple[int, str]:

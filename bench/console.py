@@ -27,7 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from bench import percentile  # noqa: E402
 from server.embedded import EmbeddedServers  # noqa: E402
 from tests.processes import PYTHON  # noqa: E402
 
@@ -140,11 +140,6 @@ async def measure(requests: int, world: dict[str, int]) -> tuple[dict[str, list[
                     times[name].append((time.perf_counter() - started) * 1000)
                 sizes[name] = len(gzip.compress(response.content))
     return times, sizes
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

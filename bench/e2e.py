@@ -44,7 +44,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from bench import percentile  # noqa: E402
 from bench.gateway import PYTHON, Bench, free_port, node_packages, stop  # noqa: E402
 
 CLIENT = ROOT / "bench" / "e2e_client"
@@ -148,11 +148,6 @@ async def run_python(bench: Bench, url: str, rate: int) -> dict[str, float]:
         "lost": total - received,
         "refused": refused,
     }
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
 
 
 def stages(bench: Bench, url: str, rate: int) -> None:

@@ -32,6 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: import server and the test factories
+from tests.processes import free_port  # noqa: E402
+
 CLIENTS = ROOT / "bench" / "gateway_clients"
 PYTHON = sys.executable
 RUNS = 3
@@ -52,14 +54,6 @@ def raise_nofile(wanted: int = 250_000) -> int:
         except (ValueError, OSError):
             continue
     return soft
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:

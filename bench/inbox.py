@@ -35,7 +35,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from bench import percentile  # noqa: E402
 from server.embedded import EmbeddedServers  # noqa: E402
 from tests.processes import PYTHON, free_port, http_status, start, stop  # noqa: E402
 
@@ -60,11 +60,6 @@ OBSERVE = """() => {
     }
   }).observe(document.getElementById("messages"), {childList: true});
 }"""
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
 async def seed(conversations: int, big_thread: int, filler: int) -> dict[str, Any]:

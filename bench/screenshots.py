@@ -34,14 +34,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from bench import percentile  # noqa: E402
 from bench.api_conversations import free_port, wrk  # noqa: E402
 from server.embedded import EmbeddedServers  # noqa: E402
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def tree_rss_kib(pid: int) -> int:

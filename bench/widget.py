@@ -35,8 +35,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
 from server.embedded import EmbeddedServers  # noqa: E402
+from tests.processes import free_port  # noqa: E402
 
 CHROMIUM = os.environ.get("PARLEY_CHROMIUM") or "/usr/bin/chromium"
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Bench shop</title></head>
@@ -50,14 +50,6 @@ new MutationObserver(function check() {{
 </script>
 {tag}
 </body></html>"""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def sizes() -> None:
