@@ -19,6 +19,11 @@ the gateway accepts sockets only then.
 The connection is a bare redis-py ``Connection`` rather than a ``PubSub``: ``PubSub`` reconnects and
 resubscribes by itself inside whichever task happens to call it, which is the very thing one owner
 must not share.
+
+On a Redis Cluster the same class owns one shard's connection with ``sharded=True``
+(``SSUBSCRIBE``/``SUNSUBSCRIBE``, ``smessage``, ``PUBSUB SHARDNUMSUB``, one command per slot);
+:mod:`server.realtime.shards` decides which channels each shard's owner holds and follows the
+cluster's slot map.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.crc import key_slot
+from redis.exceptions import ResponseError
 
 from server.outage import Outage
 
@@ -71,14 +78,29 @@ class Subscriptions:
         subscriber: Redis,
         checker: Redis,
         *,
-        node_channel: str,
+        node_channel: str | None,
         on_message: OnMessage,
         on_gap: Callable[[], None],
         check_seconds: float = CHECK_SECONDS,
+        sharded: bool = False,
+        on_trouble: Callable[[], None] | None = None,
+        name: str = "the realtime node's event subscription",
     ) -> None:
         self._pool: Any = subscriber.connection_pool
         self._checker = checker
         self._node_channel = node_channel
+        """Subscribed for as long as the connection lives (None: a cluster shard without it)."""
+        self.sharded = sharded
+        self._subscribe, self._unsubscribe = (
+            ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
+        )
+        self._kinds = (
+            (b"smessage", b"ssubscribe", b"sunsubscribe")
+            if sharded
+            else (b"message", b"subscribe", b"unsubscribe")
+        )
+        self._on_trouble = on_trouble or (lambda: None)
+        """Told when the shard may no longer own a channel (a MOVED reply, a SUNSUBSCRIBE from Redis)."""
         self._on_message = on_message
         self._on_gap = on_gap
         self.check_seconds = check_seconds
@@ -95,7 +117,7 @@ class Subscriptions:
         self._check_requests: list[asyncio.Future[list[str]]] = []
         self._connection: Any = None
         self._client_id: int | None = None
-        self._outage = Outage(log, "Redis (the realtime node's event subscription)")
+        self._outage = Outage(log, f"Redis ({name})")
         self._live = asyncio.Event()
         self.connects = 0
         self.repairs = 0
@@ -122,6 +144,9 @@ class Subscriptions:
                 self._changed.set()
             else:
                 self._needed[channel] = count
+
+    def is_confirmed(self, channel: str) -> bool:
+        return channel in self._confirmed and channel in self._asked
 
     async def wait_confirmed(self, channels: list[str], within: float) -> bool:
         """Wait until Redis confirmed these channels on the live connection; False on timeout."""
@@ -163,7 +188,10 @@ class Subscriptions:
                 connection = await self._connect()
                 reader = asyncio.get_running_loop().create_task(self._read(connection), name="fanout-reader")
                 await self._send_difference(connection)
-                await self._until_confirmed(self._node_channel, reader)
+                if self._node_channel is not None:
+                    await self._until_confirmed(self._node_channel, reader)
+                else:
+                    await self._round_trip(connection, reader)
                 self._live.set()
                 self.connects += 1
                 attempt = 0
@@ -178,6 +206,7 @@ class Subscriptions:
                 raise
             except Exception as error:
                 self._outage.failed(error)
+                self._on_trouble()
             finally:
                 self._live.clear()
                 await self._drop(reader)
@@ -245,16 +274,34 @@ class Subscriptions:
                         future.set_result(problems)
                 next_check = loop.time() + self.check_seconds
 
+    def _wanted(self) -> set[str]:
+        wanted = set(self._needed)
+        if self._node_channel is not None:
+            wanted.add(self._node_channel)
+        return wanted
+
     async def _send_difference(self, connection: Any) -> None:
-        wanted = {self._node_channel, *self._needed}
+        wanted = self._wanted()
         more = sorted(wanted - self._asked)
         fewer = sorted(self._asked - wanted)
+        commands: list[tuple[str, ...]] = []
         if more:
             self._asked.update(more)
-            await connection.send_command("SUBSCRIBE", *more, check_health=False)
+            commands += self._commands(self._subscribe, more)
         if fewer:
             self._asked.difference_update(fewer)
-            await connection.send_command("UNSUBSCRIBE", *fewer, check_health=False)
+            commands += self._commands(self._unsubscribe, fewer)
+        if commands:
+            await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+
+    def _commands(self, command: str, channels: list[str]) -> list[tuple[str, ...]]:
+        """One command for all channels; on a cluster one per slot (a command may not cross slots)."""
+        if not self.sharded:
+            return [(command, *channels)]
+        by_slot: dict[int, list[str]] = {}
+        for channel in channels:
+            by_slot.setdefault(key_slot(channel.encode()), []).append(channel)
+        return [(command, *group) for group in by_slot.values()]
 
     async def _until_confirmed(self, channel: str, reader: asyncio.Task[None]) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -314,15 +361,16 @@ class Subscriptions:
         held = await self._channels_held()
         if held is not None and held != len(asked):
             problems.append(f"Redis says our connection holds {held} channels, sockets need {len(asked)}")
-        node_count = counts.get(self._node_channel, 0)
-        others = node_count - 1 if self._node_channel in asked and self._node_channel not in missing else 0
+        node_channel = self._node_channel
+        node_count = counts.get(node_channel, 0) if node_channel is not None else 0
+        others = node_count - 1 if node_channel in asked and node_channel not in missing else 0
         if problems:
             self.repairs += 1
             for problem in problems:
                 log.warning("event subscriptions out of step with Redis (%s); subscribing again", problem)
             # Ask again for exactly what is needed (dropping whatever else the connection holds);
             # events missed meanwhile are caught up by sync.
-            await connection.send_command("UNSUBSCRIBE", check_health=False)
+            await connection.send_command(self._unsubscribe, check_health=False)
             self._asked.clear()
             await self._send_difference(connection)
             await self._round_trip(connection, reader)
@@ -339,7 +387,11 @@ class Subscriptions:
     async def _numsub(self, channels: list[str]) -> dict[str, int]:
         counts: dict[str, int] = {}
         for start in range(0, len(channels), NUMSUB_BATCH):
-            pairs = await self._checker.pubsub_numsub(*channels[start : start + NUMSUB_BATCH])
+            batch = channels[start : start + NUMSUB_BATCH]
+            if self.sharded:
+                pairs = await self._checker.pubsub_shardnumsub(*batch)
+            else:
+                pairs = await self._checker.pubsub_numsub(*batch)
             counts.update((_text(channel), int(count)) for channel, count in pairs)
         return counts
 
@@ -351,27 +403,44 @@ class Subscriptions:
             clients = await self._checker.client_list(client_id=[self._client_id])
         except Exception:
             return None
-        return int(clients[0]["sub"]) if clients else 0
+        if not clients:
+            return 0
+        field = "ssub" if self.sharded else "sub"
+        return int(clients[0][field]) if field in clients[0] else None
 
     # -- the reader (reads only) -------------------------------------------------------------------
 
     async def _read(self, connection: Any) -> None:
         node_channel = self._node_channel
         on_message = self._on_message
+        message, subscribed, unsubscribed = self._kinds
         while True:
-            response = await connection.read_response(timeout=math.inf, push_request=True)
+            try:
+                response = await connection.read_response(timeout=math.inf, push_request=True)
+            except ResponseError as error:
+                if not self.sharded:
+                    raise
+                # MOVED (or CROSSSLOT) to an SSUBSCRIBE: the slot map changed under us. The
+                # channel stays unconfirmed; the shards' owner learns the new map and moves it.
+                log.warning("a shard refused a subscription (%s); following the cluster's slot map", error)
+                self._on_trouble()
+                continue
             if isinstance(response, list) and len(response) == 3:
                 kind = response[0]
-                if kind == b"message":
+                if kind == message:
                     channel = _text(response[1])
                     if channel != node_channel:
                         await on_message(channel, response[2])
                     continue
-                if kind == b"subscribe":
+                if kind == subscribed:
                     self._subscribed(_text(response[1]))
                     continue
-                if kind == b"unsubscribe":
-                    self._confirmed.discard(_text(response[1]))
+                if kind == unsubscribed:
+                    channel = _text(response[1])
+                    self._confirmed.discard(channel)
+                    if self.sharded and channel in self._asked:
+                        # Not asked for: Redis drops shard channels whose slot moved elsewhere.
+                        self._on_trouble()
                     continue
             if self._pongs and _is_pong(response):
                 future = self._pongs.pop(0)

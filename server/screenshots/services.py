@@ -34,7 +34,7 @@ from server.errors import Conflict, NotFound, Unavailable
 from server.outbox.envelope import Envelope, encode, project_channel
 from server.outbox.events import EventType
 from server.ratelimit import enforce
-from server.redis_client import Keys
+from server.redis_client import Keys, publish_all
 from server.screenshots import ratelimit_rules
 from server.screenshots.guard import AddressPolicy, Resolver, checked_addresses, system_resolver
 from server.screenshots.schemas import (
@@ -390,10 +390,10 @@ async def announce(
         return
     kind = EventType.SCREENSHOT_READY if state == "ready" else EventType.SCREENSHOT_FAILED
     now = time.time()
-    async with redis.pipeline(transaction=False) as pipe:
-        for info in handles:
-            data = msgspec.to_builtins(view_of(info, state, error))
-            data.update(agent_user_id=info.requested_by, visitor_uid=info.visitor_uid)
-            envelope = Envelope(type=kind, project_id=info.project_id, at=now, data=data)
-            pipe.publish(project_channel(info.project_id), encode(envelope))
-        await pipe.execute()
+    messages = []
+    for info in handles:
+        data = msgspec.to_builtins(view_of(info, state, error))
+        data.update(agent_user_id=info.requested_by, visitor_uid=info.visitor_uid)
+        envelope = Envelope(type=kind, project_id=info.project_id, at=now, data=data)
+        messages.append((project_channel(info.project_id), encode(envelope)))
+    await publish_all(redis, messages)  # SPUBLISH on a cluster
