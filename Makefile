@@ -64,11 +64,15 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 
 # The tests that cover the Redis roles the cluster changes (mailboxes and rate limits, the queue
 # beside it, the outbox's sharded pub/sub, presence and locations, sessions, caches, project
-# cleanup), run again on a real three-primary Valkey cluster (docs/scaling.md).
-# (The kill -9 fault tests on a cluster are tests/topology/test_failover.py, in the first run.)
+# cleanup, the realtime gateway's sharded subscriptions, the websocket adapter between gateways),
+# run again on a real three-primary Valkey cluster (docs/scaling.md).
+# (The kill -9 fault tests, the slot migration and the many-nodes test on a cluster are in
+# tests/topology/, in the first run: they start clusters of their own.)
 CLUSTER_TESTS ?= tests/pipeline/test_drain.py tests/pipeline/test_outbox.py tests/pipeline/test_persistence.py \
 	tests/pipeline/test_sending.py tests/pipeline/test_services.py tests/topology/test_topologies.py \
-	tests/api/test_auth.py tests/api/test_projects_and_members.py tests/api/test_hydration.py
+	tests/api/test_auth.py tests/api/test_projects_and_members.py tests/api/test_hydration.py \
+	tests/realtime/test_events.py tests/realtime/test_cluster.py tests/realtime/test_agent_presence.py \
+	tests/realtime/test_presence_storm.py tests/realtime/test_socket_policy.py
 
 test: install assets test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -22,7 +22,7 @@ from console.admin import ADMIN_PATH, QUEUES_PATH
 from console.render import Page, render
 from console.shell import CurrentViewer, Need, needs
 from server.database import fetch
-from server.redis_client import Keys
+from server.redis_client import Keys, presence_buckets
 from server.web_state import queue_of, redis_of
 
 
@@ -50,7 +50,9 @@ async def system_status(request: Request[Any, Any, Any]) -> dict[str, Any]:
     info = await _timed(queue.info(jobs=True, limit=100))
     heartbeat = await redis.get(Keys.worker_heartbeat())
     dead = await redis.llen(Keys.DEAD_LETTERS)
-    sockets = await redis.zrangebyscore(Keys.ALL_SOCKETS, now * 1000, "+inf")
+    sockets: list[Any] = []
+    for bucket in range(presence_buckets(redis)):
+        sockets += await redis.zrangebyscore(Keys.all_sockets(bucket), now * 1000, "+inf")
     nodes: Counter[str] = Counter()
     for raw in sockets:
         entry = raw.decode() if isinstance(raw, bytes) else str(raw)

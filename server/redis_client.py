@@ -39,6 +39,7 @@ from redis.exceptions import MovedError, NoScriptError
 from server.settings import RedisSettings
 
 PREFIX = "parley"
+CLUSTER_PRESENCE_BUCKETS = 16
 
 
 class _HiredisPacking:
@@ -399,11 +400,25 @@ class Keys:
         """List of at most one item, pushed by appends while a drain is due: wakes a lingering drain."""
         return f"{_shard(shard)}:drain:wake"
 
-    # Presence (server/realtime/presence.py).
-    ALL_SOCKETS = f"{PREFIX}:presence:sockets"
-    """Sorted set of every live socket (subject|node|socket), scored by heartbeat expiry."""
-    PRESENCE_PENDING = f"{PREFIX}:presence:pending"
-    """Sorted set of subjects whose offline grace period is running, scored by when it ends."""
+    # Presence (server/realtime/presence.py). The sweep sets are written on every connect,
+    # disconnect and heartbeat of every socket: one key each would put all of that on one cluster
+    # node, so they are split in :func:`presence_buckets` buckets by project (one bucket, the
+    # historical names, on one server). Each key is used alone, so they carry no hash tag.
+    @staticmethod
+    def all_sockets(bucket: int) -> str:
+        """Sorted set of the live sockets (subject|node|socket) of one bucket's projects, scored by expiry."""
+        return _bucketed("presence:sockets", bucket)
+
+    @staticmethod
+    def presence_pending(bucket: int) -> str:
+        """Sorted set of one bucket's subjects whose offline grace period is running, scored by its end."""
+        return _bucketed("presence:pending", bucket)
+
+    @staticmethod
+    def agent_activity(bucket: int) -> str:
+        """Sorted set of one bucket's agents (``project|agent|user``) scored by their last input (Unix s);
+        the presence sweeper turns those idle too long to away and drops them until they act again."""
+        return _bucketed("presence:agent-activity", bucket)
 
     @staticmethod
     def presence_sockets(project_id: int, kind: str, subject_id: str | int) -> str:
@@ -471,6 +486,19 @@ class Keys:
         Braces are plain characters in a glob; on a cluster the first pattern names one slot.
         """
         return [f"{_project(project_id)}:*", f"{PREFIX}:{{m:*}}:p:{project_id}:*"]
+
+
+def presence_buckets(redis: object) -> int:
+    """How many buckets the presence sweep sets are split in: 1 on one server, 16 on a cluster."""
+    return CLUSTER_PRESENCE_BUCKETS if is_cluster(redis) else 1
+
+
+def presence_bucket(project_id: int, buckets: int) -> int:
+    return project_id % buckets
+
+
+def _bucketed(name: str, bucket: int) -> str:
+    return f"{PREFIX}:{name}" if bucket == 0 else f"{PREFIX}:{name}:{bucket}"
 
 
 def _project(project_id: int) -> str:

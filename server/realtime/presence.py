@@ -14,6 +14,9 @@ Subjects are a project's visitors (by uid) and agents (by user id). Keys, under 
   REST API reads in one ZMSCORE (member = subject, score = Unix seconds until which it is online).
 - ``presence:sockets``: every live socket entry of every node, scored by expiry, so any node
   can expire a crashed node's sockets; ``presence:pending``: subjects to re-count, scored by when.
+  Both (and ``presence:agent-activity``) are split by project into ``presence_buckets`` keys
+  (1 on one server, 16 on a cluster, :mod:`server.redis_client`) so that every socket's
+  heartbeat does not land on one cluster node; the sweeper reads every bucket.
 
 The re-count script touches a subject's two keys and its project's set: they share the
 project's hash tag ``{p:<project>}``, so it runs on a Redis Cluster too.
@@ -45,7 +48,7 @@ from server.chat.device import VisitorDevice, VisitorInfoIn, device_of
 from server.outage import Outage
 from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
-from server.redis_client import Keys
+from server.redis_client import Keys, presence_bucket, presence_buckets
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +64,7 @@ STATUS_TTL_SECONDS = 86_400
 SWEEP_BATCH = 500
 JOIN_BATCH = 1000
 
-ALL_SOCKETS = Keys.ALL_SOCKETS
-AGENT_ACTIVITY = Keys.AGENT_ACTIVITY
 CHOICE_TTL_SECONDS = 365 * 86_400
-PENDING = Keys.PRESENCE_PENDING
 
 # Drop dead entries, then if no socket is left clear the status and say what it was.
 _FINALIZE = """
@@ -141,6 +141,7 @@ class Presence:
         self._ttl_ms = ttl_ms
         self._publish = publish
         self._finalize: Any = redis.register_script(_FINALIZE)
+        self._buckets = presence_buckets(redis)
         self.entries: Callable[[], Iterator[Entry]] = lambda: iter(())
         """This node's live entries, read afresh at every heartbeat; set by the gateway (its
         sockets are the record: presence keeps no per-socket copy of them)."""
@@ -152,6 +153,15 @@ class Presence:
 
     def _member(self, number: int) -> str:
         return f"{self._node_id}:{number}"
+
+    def _all_sockets(self, subject: Subject) -> str:
+        return Keys.all_sockets(presence_bucket(subject.project_id, self._buckets))
+
+    def _pending(self, subject: Subject) -> str:
+        return Keys.presence_pending(presence_bucket(subject.project_id, self._buckets))
+
+    def _activity(self, subject: Subject) -> str:
+        return Keys.agent_activity(presence_bucket(subject.project_id, self._buckets))
 
     def connect(self, subject: Subject, number: int) -> None:
         """A socket of ``subject`` joined; ``online`` is reported if the subject was offline.
@@ -186,17 +196,19 @@ class Presence:
                 member = self._member(number)
                 pipe.zadd(subject.sockets_key, {member: expiry})
                 pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
-                pipe.zadd(ALL_SOCKETS, {f"{subject.encode()}|{member}": expiry})
+                pipe.zadd(self._all_sockets(subject), {f"{subject.encode()}|{member}": expiry})
                 pipe.zadd(subject.project_set, {subject.id: expiry / 1000}, gt=True)
                 pipe.set(subject.status_key, "online", nx=True, ex=STATUS_TTL_SECONDS)
             results = await pipe.execute()
+        changes: list[tuple[Subject, Status]] = []
         for index, (subject, _) in enumerate(entries):
             if results[index * 5 + 4]:
                 status: Status = "online"
                 if subject.kind == "agent":
                     status = await self._arrive(subject)
                 if status != "offline":
-                    await self._announce(subject, status)
+                    changes.append((subject, status))
+        await self._announce(changes)
 
     async def _arrive(self, subject: Subject) -> Status:
         """An agent's first socket: take the status they chose, and start their idle clock."""
@@ -205,7 +217,7 @@ class Presence:
         if chosen is not None and _text(chosen) in ("away", "offline"):
             status = _text(chosen)  # type: ignore[assignment]
             await self._redis.set(subject.status_key, status, xx=True, ex=STATUS_TTL_SECONDS)
-        await self._redis.zadd(AGENT_ACTIVITY, {subject.encode(): time.time()})
+        await self._redis.zadd(self._activity(subject), {subject.encode(): time.time()})
         return status
 
     async def disconnect(self, subject: Subject, number: int) -> None:
@@ -216,16 +228,18 @@ class Presence:
         # Three keys in three slots on a cluster, so no transaction: the re-count is scheduled
         # first, so a failure part-way leaves at worst a socket entry that expires by itself.
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(PENDING, {subject.encode(): due_ms}, gt=True)  # GT still adds new members
+            pipe.zadd(
+                self._pending(subject), {subject.encode(): due_ms}, gt=True
+            )  # GT still adds new members
             pipe.zrem(subject.sockets_key, member)
-            pipe.zrem(ALL_SOCKETS, f"{subject.encode()}|{member}")
+            pipe.zrem(self._all_sockets(subject), f"{subject.encode()}|{member}")
             await pipe.execute()
 
     async def set_status(self, subject: Subject, status: Status) -> None:
         """Set a present agent's status; reported only when it changes (and only while present)."""
         previous = await self._redis.set(subject.status_key, status, xx=True, get=True, ex=STATUS_TTL_SECONDS)
         if previous is not None and _text(previous) != status:
-            await self._announce(subject, status)
+            await self._announce([(subject, status)])
 
     async def choose(self, user_id: int, project_ids: Iterable[int], status: Status) -> None:
         """An agent chooses online, away or offline (shown offline while connected).
@@ -237,7 +251,7 @@ class Presence:
         now = time.time()
         for project_id in project_ids:
             subject = Subject(project_id, "agent", str(user_id))
-            await self._redis.zadd(AGENT_ACTIVITY, {subject.encode(): now})
+            await self._redis.zadd(self._activity(subject), {subject.encode(): now})
             await self.set_status(subject, status)
 
     async def activity(self, user_id: int, project_ids: Iterable[int]) -> None:
@@ -247,26 +261,35 @@ class Presence:
         now = time.time()
         for project_id in project_ids:
             subject = Subject(project_id, "agent", str(user_id))
-            await self._redis.zadd(AGENT_ACTIVITY, {subject.encode(): now})
+            await self._redis.zadd(self._activity(subject), {subject.encode(): now})
             if automatic:
                 await self.set_status(subject, "online")
 
     async def _sweep_idle(self, now: float) -> None:
         """Agents with no input for the idle time, online by choice, turn away (automatically)."""
-        idle = await self._redis.zrangebyscore(
-            AGENT_ACTIVITY, "-inf", now - self._agent_idle_ms / 1000, start=0, num=SWEEP_BATCH
-        )
-        for raw in idle:
-            text = _text(raw)
-            if await self._redis.zrem(AGENT_ACTIVITY, text) != 1:
-                continue  # another node claimed it
-            try:
-                subject = Subject.decode(text)
-            except ValueError:
-                continue
-            current = await self._redis.get(subject.status_key)
-            if current is not None and _text(current) == "online":
-                await self.set_status(subject, "away")
+        buckets = [Keys.agent_activity(bucket) for bucket in range(self._buckets)]
+        for key, idle in zip(
+            buckets, await self._ranges(buckets, now - self._agent_idle_ms / 1000), strict=True
+        ):
+            for raw in idle:
+                text = _text(raw)
+                if await self._redis.zrem(key, text) != 1:
+                    continue  # another node claimed it
+                try:
+                    subject = Subject.decode(text)
+                except ValueError:
+                    continue
+                current = await self._redis.get(subject.status_key)
+                if current is not None and _text(current) == "online":
+                    await self.set_status(subject, "away")
+
+    async def _ranges(self, keys: list[str], until: float) -> list[list[Any]]:
+        """The first members of each sorted set scored up to ``until``, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrangebyscore(key, "-inf", until, start=0, num=SWEEP_BATCH)
+            found: list[list[Any]] = await pipe.execute()
+        return found
 
     async def heartbeat(self) -> None:
         """Refresh this node's entries so they outlive it by at most the TTL."""
@@ -278,7 +301,7 @@ class Presence:
                 for subject, number in batch:
                     member = self._member(number)
                     pipe.zadd(subject.sockets_key, {member: expiry})
-                    pipe.zadd(ALL_SOCKETS, {f"{subject.encode()}|{member}": expiry})
+                    pipe.zadd(self._all_sockets(subject), {f"{subject.encode()}|{member}": expiry})
                     subjects.add(subject)
                 for subject in subjects:
                     pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
@@ -295,37 +318,42 @@ class Presence:
                 for subject, number in entries[start : start + 1000]:
                     member = self._member(number)
                     pipe.zrem(subject.sockets_key, member)
-                    pipe.zrem(ALL_SOCKETS, f"{subject.encode()}|{member}")
-                    pipe.zadd(PENDING, {subject.encode(): due_ms})
+                    pipe.zrem(self._all_sockets(subject), f"{subject.encode()}|{member}")
+                    pipe.zadd(self._pending(subject), {subject.encode(): due_ms})
                 await pipe.execute()
 
     async def sweep(self) -> None:
         """Expire dead nodes' sockets and re-count the subjects whose grace period is over."""
         now_ms = int(time.time() * 1000)
-        expired = await self._redis.zrangebyscore(ALL_SOCKETS, "-inf", now_ms, start=0, num=SWEEP_BATCH)
-        for raw in expired:
-            entry = _text(raw)
-            if await self._redis.zrem(ALL_SOCKETS, entry) != 1:
-                continue  # another node claimed it
-            subject_text, member = entry.rsplit("|", 1)
-            with contextlib.suppress(ValueError):
-                subject = Subject.decode(subject_text)
-                await self._redis.zrem(subject.sockets_key, member)
-                await self._redis.zadd(PENDING, {subject_text: now_ms}, nx=True)
-        due = await self._redis.zrangebyscore(PENDING, "-inf", now_ms, start=0, num=SWEEP_BATCH)
-        for raw in due:
-            text = _text(raw)
-            if await self._redis.zrem(PENDING, text) != 1:
-                continue
-            try:
-                subject = Subject.decode(text)
-            except ValueError:
-                continue
-            previous = await self._finalize(
-                keys=[subject.sockets_key, subject.status_key, subject.project_set], args=[now_ms, subject.id]
-            )
-            if previous is not None and _text(previous) != "offline":
-                await self._announce(subject, "offline")
+        socket_sets = [Keys.all_sockets(bucket) for bucket in range(self._buckets)]
+        for key, expired in zip(socket_sets, await self._ranges(socket_sets, now_ms), strict=True):
+            for raw in expired:
+                entry = _text(raw)
+                if await self._redis.zrem(key, entry) != 1:
+                    continue  # another node claimed it
+                subject_text, member = entry.rsplit("|", 1)
+                with contextlib.suppress(ValueError):
+                    subject = Subject.decode(subject_text)
+                    await self._redis.zrem(subject.sockets_key, member)
+                    await self._redis.zadd(self._pending(subject), {subject_text: now_ms}, nx=True)
+        pending_sets = [Keys.presence_pending(bucket) for bucket in range(self._buckets)]
+        gone: list[tuple[Subject, Status]] = []
+        for key, due in zip(pending_sets, await self._ranges(pending_sets, now_ms), strict=True):
+            for raw in due:
+                text = _text(raw)
+                if await self._redis.zrem(key, text) != 1:
+                    continue
+                try:
+                    subject = Subject.decode(text)
+                except ValueError:
+                    continue
+                previous = await self._finalize(
+                    keys=[subject.sockets_key, subject.status_key, subject.project_set],
+                    args=[now_ms, subject.id],
+                )
+                if previous is not None and _text(previous) != "offline":
+                    gone.append((subject, "offline"))
+        await self._announce(gone)
         await self._sweep_idle(now_ms / 1000)
 
     async def run_sweeper(self, interval: float) -> None:
@@ -391,14 +419,30 @@ class Presence:
         )
         return device
 
-    async def _announce(self, subject: Subject, status: Status) -> None:
-        data: dict[str, Any] = {"kind": subject.kind, "status": status}
-        if subject.kind == "visitor":
-            data["visitor_uid"] = subject.id
-        else:
-            data["user_id"] = int(subject.id)
-        await self._publish(
-            Envelope(
-                type=EventType.PRESENCE_CHANGED, project_id=subject.project_id, at=time.time(), data=data
+    async def _announce(self, changes: list[tuple[Subject, Status]]) -> None:
+        """Publish ``presence.changed``: one event per project for all of its changes at hand.
+
+        A storm (a node's thousands of sockets expiring, a reconnect wave) is then a few events
+        carrying lists, not one per visitor; every gateway also coalesces what it delivers to
+        its agents to at most one event per project per 250 ms (:mod:`server.realtime.fanout`).
+        """
+        by_project: dict[int, list[dict[str, Any]]] = {}
+        for subject, status in changes:
+            by_project.setdefault(subject.project_id, []).append(presence_change(subject, status))
+        now = time.time()
+        for project_id, listed in by_project.items():
+            await self._publish(
+                Envelope(
+                    type=EventType.PRESENCE_CHANGED, project_id=project_id, at=now, data={"changes": listed}
+                )
             )
-        )
+
+
+def presence_change(subject: Subject, status: Status) -> dict[str, Any]:
+    """One entry of ``presence.changed``'s ``changes``: ``{kind, status, visitor_uid | user_id}``."""
+    change: dict[str, Any] = {"kind": subject.kind, "status": status}
+    if subject.kind == "visitor":
+        change["visitor_uid"] = subject.id
+    else:
+        change["user_id"] = int(subject.id)
+    return change

@@ -490,13 +490,20 @@ client.on("visitor.navigated", (envelope) => {
 // A screenshot this agent asked for is ready (or failed): the panel's slot asks for its state.
 for (const name of ["screenshot.ready", "screenshot.failed"]) client.on(name, () => refresh("screenshot"));
 client.on("visitor.updated", (envelope) => { if (thread && envelope.data.visitor_uid === thread.visitorUid) refresh("panel"); });
+// One event per project carries every change since the last (a storm is one event, not one per
+// visitor): set each listed visitor's dots to its latest status, refresh the open panel once.
 client.on("presence.changed", (envelope) => {
-  if (envelope.data.kind !== "visitor") return;
-  for (const dot of document.querySelectorAll(`[data-visitor-presence="${CSS.escape(envelope.data.visitor_uid)}"]`)) {
-    dot.className = "presence-dot presence-dot--" + envelope.data.status;
-    dot.title = envelope.data.status;
+  const latest = new Map();
+  for (const change of envelope.data.changes || []) {
+    if (change.kind === "visitor") latest.set(change.visitor_uid, change.status);
   }
-  if (thread && envelope.data.visitor_uid === thread.visitorUid) refresh("panel");
+  for (const [uid, status] of latest) {
+    for (const dot of document.querySelectorAll(`[data-visitor-presence="${CSS.escape(uid)}"]`)) {
+      dot.className = "presence-dot presence-dot--" + status;
+      dot.title = status;
+    }
+  }
+  if (thread && latest.has(thread.visitorUid)) refresh("panel");
 });
 client.on("state", ({ state }) => {
   const badge = document.getElementById("connection");

@@ -27,6 +27,10 @@
  *   connect_error  {code, message, fatal}: refused; fatal ones (origin, wrong kind...) stop retrying
  *   message.created  the envelope {type, conversation_id, seq, data, source: "live" | "sync"},
  *                  exactly once per (conversation, seq), whether it came live or from sync
+ *   presence.changed  the envelope; data.changes lists every change since the last one, in order
+ *                  ({kind, status, visitor_uid | user_id}): the server sends at most one per
+ *                  project per 250 ms. client.presence maps "visitor:<uid>" / "agent:<user id>"
+ *                  to the latest status seen (each entry is applied before the event fires).
  *   <any other server event>  its envelope as sent (typing.started, conversation.read, ...)
  *
  * Catch-up rule (docs/protocol.md, "Client rule"): per conversation the client keeps `floor`,
@@ -69,6 +73,7 @@ export class ParleyClient extends EventTarget {
     this.maxBackoffMs = maxBackoffMs;
     this.state = "disconnected";
     this.conversations = new Map(); // id -> {floor, above: Set<seq>}
+    this.presence = new Map(); // "visitor:<uid>" | "agent:<user id>" -> latest status
     this.ws = null;
     this.acks = new Map();
     this.nextAckId = 1;
@@ -241,7 +246,17 @@ export class ParleyClient extends EventTarget {
     if (ackId !== null) this.write(SIO_ACK + this.namespace + "," + ackId + JSON.stringify(["ok"]));
     if (name === "message.created") this.receive({ ...envelope, source: "live" });
     else if (name === "server:resync") { this.fire(name, envelope); this.sync(); }
+    else if (name === "presence.changed") { this.applyPresence(envelope); this.fire(name, envelope); }
     else this.fire(name, envelope);
+  }
+
+  /** Presence storms arrive coalesced: one event, a list of changes; keep the latest per subject. */
+  applyPresence(envelope) {
+    const changes = Array.isArray(envelope?.data?.changes) ? envelope.data.changes : [];
+    for (const change of changes) {
+      const subject = change.kind === "visitor" ? change.visitor_uid : change.user_id;
+      if (subject !== undefined && subject !== null) this.presence.set(change.kind + ":" + subject, change.status);
+    }
   }
 
   /** Send an event and wait for its ack (see the header for errors). */

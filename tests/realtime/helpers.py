@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from server.accounts.tokens import TokenClaims, agent_token, sign, visitor_token
 from server.outbox.envelope import Envelope, encode, project_channel
+from server.redis_client import publish_all
 
 ALL_EVENTS = [
     "message.created",
@@ -68,8 +69,8 @@ def message_event(
 
 
 async def publish(redis: Redis, envelope: Envelope) -> None:
-    """What the worker's outbox relay does: publish on the project's channel."""
-    await redis.publish(project_channel(envelope.project_id), encode(envelope))
+    """What the worker's outbox relay does: publish on the project's channel (SPUBLISH on a cluster)."""
+    await publish_all(redis, [(project_channel(envelope.project_id), encode(envelope))])
 
 
 async def raw_socket(http: Any, ws_url: str, namespace: str, auth: dict[str, Any]) -> Any:
@@ -100,3 +101,8 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def presence_changes(recorder: Any) -> list[dict[str, Any]]:
+    """Every change a recorder's ``presence.changed`` events carried, in order (each carries a list)."""
+    return [change for event in recorder.named("presence.changed") for change in event["data"]["changes"]]

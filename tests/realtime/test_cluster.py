@@ -15,7 +15,14 @@ from server.tenancy.tables import ProjectMember
 from tests.factories import make_member, make_message, make_project, make_user
 from tests.processes import PYTHON, running
 from tests.realtime.conftest import connected
-from tests.realtime.helpers import ALL_EVENTS, agent_auth, message_event, publish, visitor_auth
+from tests.realtime.helpers import (
+    ALL_EVENTS,
+    agent_auth,
+    message_event,
+    presence_changes,
+    publish,
+    visitor_auth,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +43,7 @@ async def test_two_gateways_messages_typing_navigation_presence_and_failover(
         ):
 
             def presence(uid: str) -> list[str]:
-                return [
-                    e["data"]["status"]
-                    for e in agent_rx.named("presence.changed")
-                    if e["data"].get("visitor_uid") == uid
-                ]
+                return [c["status"] for c in presence_changes(agent_rx) if c.get("visitor_uid") == uid]
 
             async with connected(first, "/visitor", visitor_login, ALL_EVENTS) as (visitor_c, visitor_rx):
                 await agent_rx.wait_for(lambda: presence("v_x") == ["online"])

@@ -21,7 +21,14 @@ from tests.factories import (
     make_visitor,
 )
 from tests.realtime.conftest import GatewayProcess, connected
-from tests.realtime.helpers import ALL_EVENTS, agent_auth, message_event, publish, visitor_auth
+from tests.realtime.helpers import (
+    ALL_EVENTS,
+    agent_auth,
+    message_event,
+    presence_changes,
+    publish,
+    visitor_auth,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -130,9 +137,7 @@ async def test_presence_counts_tabs_once_and_waits_for_the_grace_period(
     async with connected(gateway, "/agent", agent_auth(settings, agent.id), ["presence.changed"]) as (_, rx):
 
         def visitor_changes() -> list[str]:
-            return [
-                e["data"]["status"] for e in rx.named("presence.changed") if e["data"]["kind"] == "visitor"
-            ]
+            return [c["status"] for c in presence_changes(rx) if c["kind"] == "visitor"]
 
         async with connected(gateway, "/visitor", auth), connected(gateway, "/visitor", auth):
             await rx.wait_for(lambda: visitor_changes() == ["online"])
@@ -163,11 +168,7 @@ async def test_agent_presence_online_away_offline(gateway: GatewayProcess, setti
     ):
 
         def changes() -> list[str]:
-            return [
-                e["data"]["status"]
-                for e in rx.named("presence.changed")
-                if e["data"].get("user_id") == agent.id
-            ]
+            return [c["status"] for c in presence_changes(rx) if c.get("user_id") == agent.id]
 
         async with connected(gateway, "/agent", agent_auth(settings, agent.id)) as (client, _):
             await rx.wait_for(lambda: changes() == ["online"])
