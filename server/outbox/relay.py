@@ -206,6 +206,11 @@ class OutboxRelay:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
+    @property
+    def listening(self) -> bool:
+        """True once ``LISTEN parley_outbox`` is registered (asyncpg's ``add_listener`` returned)."""
+        return self._listener is not None and not self._listener.is_closed()
+
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
@@ -260,7 +265,7 @@ class OutboxRelay:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
+        if self.listening:
             return
         await self._close_listener()
         try:
