@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Sequence
@@ -141,16 +142,28 @@ async def test_a_busy_shards_drain_waits_for_the_next_message_instead_of_ending(
     await sender.send(_visitor(project.id, "m0"))
     shard = await _shard(mailboxes)
     assert await queue.count("queued") == 1  # m0 made the drain due
-    pace = DrainPace(linger=0.5)
+    # A linger far longer than any step here can take on a loaded machine: the drain is still
+    # waiting when each next message comes. The last message shortens it, so the drain ends soon.
+    pace = DrainPace(linger=120.0)
     pace.busy(shard, time.monotonic())  # the shard had messages a moment ago
     draining = asyncio.create_task(drain(mailboxes, shard, pace=pace))
-    for index in range(1, 4):
-        await asyncio.sleep(0.05)
-        await sender.send(_visitor(project.id, f"m{index}"))
-        await eventually(
-            functools.partial(_stored, index + 1), within=0.4, what="the lingering drain to store it"
-        )
-    outcome = await draining  # ends half a second after m3
+    try:
+        for index in range(1, 4):
+            await eventually(
+                functools.partial(_stored, index),
+                within=60,
+                what=f"the lingering drain to store m{index - 1}",
+            )
+            assert not draining.done()  # still lingering: it stores what comes next
+            if index == 3:
+                pace.linger = 0.2
+            await sender.send(_visitor(project.id, f"m{index}"))
+        outcome = await asyncio.wait_for(draining, timeout=60)  # ends soon after m3
+    finally:
+        if not draining.done():  # a failure above must not leave a drain holding its transaction
+            draining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await draining
     assert outcome.drained and outcome.stored == 4 and outcome.rounds == 4
     assert await queue.count("queued") == 1  # m1..m3 queued no job
     assert await redis.exists(shard.token) == 0
