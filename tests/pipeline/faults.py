@@ -69,8 +69,16 @@ class Stream:
     per_visitor: int
     interval: float
     """Seconds between two messages of one visitor."""
+    open_ended: bool = False
+    """Keep sending after ``per_visitor`` messages each until :meth:`finish`: a test that breaks
+    something mid-stream then knows the stream is still running, however slow the machine."""
     accepted: dict[str, list[uuid.UUID]] = field(default_factory=dict)
     unavailable: int = 0
+    _finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def finish(self) -> None:
+        """An open-ended stream's visitors stop once they have sent ``per_visitor`` messages."""
+        self._finished.set()
 
     async def run(self) -> None:
         await asyncio.gather(*(self._visitor(f"v_fault_{index}") for index in range(self.visitors)))
@@ -81,7 +89,8 @@ class Stream:
 
     async def _visitor(self, uid: str) -> None:
         ids = self.accepted.setdefault(uid, [])
-        for index in range(self.per_visitor):
+        index = -1
+        while (index := index + 1) < self.per_visitor or (self.open_ended and not self._finished.is_set()):
             command = SendMessage(
                 kind=MessageKind.VISITOR,
                 project_id=self.project_id,
