@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
 from typing import Any
@@ -59,12 +58,21 @@ async def test_two_gateways_messages_typing_navigation_presence_and_failover(
                 assert (await agent_c.call("message:send", reply, namespace="/agent"))["accepted"] is True
                 note = {"conversation_id": conversation_id, "body": "secret", "private": True}
                 assert (await agent_c.call("message:send", note, namespace="/agent"))["accepted"] is True
-                await agent_rx.wait_for(lambda: len(agent_rx.named("message.created")) == 3, within=15)
-                await visitor_rx.wait_for(lambda: len(visitor_rx.named("message.created")) == 2)
-                await asyncio.sleep(0.3)
+                # and one more reply after the note: once the visitor has it, the note (stored
+                # and published before it, on the same channel) would have reached them too
+                after = {"conversation_id": conversation_id, "body": "after the note"}
+                assert (await agent_c.call("message:send", after, namespace="/agent"))["accepted"] is True
+                await agent_rx.wait_for(lambda: len(agent_rx.named("message.created")) == 4, within=30)
+                await visitor_rx.wait_for(
+                    lambda: any(
+                        e["data"]["body"] == "after the note" for e in visitor_rx.named("message.created")
+                    ),
+                    within=30,
+                )
                 assert [e["data"]["body"] for e in visitor_rx.named("message.created")] == [
                     "hello from one",
                     "hi from two",
+                    "after the note",
                 ]
                 typing = {"conversation_id": conversation_id, "typing": True}
                 await visitor_c.call("typing", typing, namespace="/visitor")
