@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from server.chat.tables import Conversation
 from server.outbox.envelope import Envelope
 from server.outbox.tables import OutboxEvent
-from server.redis_client import Keys
+from server.redis_client import Keys, presence_bucket, presence_buckets
 from server.tenancy.tables import ProjectMember
 from tests.factories import (
     make_conversation,
@@ -157,13 +157,13 @@ async def test_presence_counts_tabs_once_and_waits_for_the_grace_period(
             async with connected(gateway, "/visitor", auth):
                 await _until(lambda: _count(redis, sockets, 3), what="the third tab's entry")
             await _until(lambda: _count(redis, sockets, 2), what="the third tab to leave")
-            await _swept(gateway, redis, project.id, subject, rx)  # its re-count found two tabs
+            await _swept(redis, project.id, subject, rx)  # its re-count found two tabs
             assert visitor_changes() == ["online"]
             assert await redis.zscore(Keys.visitor_presence(project.id), "v_tabs") is not None
             closed_at = time.time()
         # every tab closed: offline once, and never before the grace period is over
         changes = await rx.wait_for(
-            lambda: [e for e in rx.named("presence.changed") if e["data"]["status"] == "offline"], within=30
+            lambda: [c for c in presence_changes(rx) if c["status"] == "offline"], within=30
         )
         assert time.time() - closed_at >= grace - 0.05, "offline before the grace period ended"
         assert visitor_changes() == ["online", "offline"] and len(changes) == 1
@@ -172,7 +172,7 @@ async def test_presence_counts_tabs_once_and_waits_for_the_grace_period(
         async with connected(gateway, "/visitor", auth):
             await rx.wait_for(lambda: visitor_changes() == ["online", "offline", "online"])
         async with connected(gateway, "/visitor", auth):
-            await _swept(gateway, redis, project.id, subject, rx)  # the re-count has run, and found it
+            await _swept(redis, project.id, subject, rx)  # the re-count has run, and found it
         assert visitor_changes() == ["online", "offline", "online"]
 
 
@@ -188,27 +188,28 @@ async def _count(redis: Redis, key: str, count: int) -> bool:
     return int(await redis.zcard(key)) == count
 
 
-async def _swept(gateway: GatewayProcess, redis: Redis, project_id: int, subject: str, rx: Any) -> None:
-    """Wait until the presence sweeper has re-counted ``subject`` and anything it announced was
-    delivered: a sentinel scheduled just after the subject leaves the queue after it (the sweeper
-    takes due subjects in order, one at a time), then an event published after that arrives."""
-    due = await redis.zscore(Keys.PRESENCE_PENDING, subject)
-    assert due is not None, "no re-count scheduled"
+async def _swept(redis: Redis, project_id: int, subject: str, rx: Any) -> None:
+    """Wait until the presence sweeper has re-counted ``subject`` and what it announced was
+    delivered. The sweeper takes the subject off its queue, re-counts, and announces once per
+    pass, after every subject that pass found due: a sentinel queued only once the subject is
+    off the queue belongs to a later pass, so when it is gone too, that announcement has been
+    published; a marker published after it then arrives after it (one channel, in order)."""
+    pending = Keys.presence_pending(presence_bucket(project_id, presence_buckets(redis)))
+    assert await redis.zscore(pending, subject) is not None, "no re-count scheduled"
+
+    async def gone(member: str) -> bool:
+        return await redis.zscore(pending, member) is None
+
+    await _until(lambda: gone(subject), what="the sweeper to take the subject")
     sentinel = f"{project_id}|visitor|sentinel-{time.monotonic_ns()}"
-    await redis.zadd(Keys.PRESENCE_PENDING, {sentinel: due + 1})
-
-    async def sentinel_taken() -> bool:
-        return await redis.zscore(Keys.PRESENCE_PENDING, sentinel) is None
-
-    await _until(sentinel_taken, what="the presence sweeper")
-    marker = Envelope(
-        type="presence.changed",
-        project_id=project_id,
-        at=time.time(),
-        data={"kind": "test marker", "status": sentinel},
+    await redis.zadd(pending, {sentinel: 0})
+    await _until(lambda: gone(sentinel), what="the sweeper's next pass")
+    marker = {"kind": "test marker", "status": sentinel}
+    await publish(
+        redis,
+        Envelope(type="presence.changed", project_id=project_id, at=time.time(), data={"changes": [marker]}),
     )
-    await publish(redis, marker)
-    await rx.wait_for(lambda: any(e["data"]["status"] == sentinel for _, e in rx.events), within=30)
+    await rx.wait_for(lambda: marker in presence_changes(rx), within=30)
 
 
 async def test_agent_presence_online_away_offline(gateway: GatewayProcess, settings: Any) -> None:
