@@ -144,7 +144,10 @@ class Bench:
         self.embedded = EmbeddedServers(self.work / "servers", database="parley_bench")
         urls = self.embedded.start()
         if os.environ.get("BENCH_REDIS_URL"):
-            # A Redis of the caller's (bench/e2e_replica.py: a primary with a replica), not the embedded one.
+            # A Redis of the caller's (bench/e2e_replica.py: a primary with a replica; bench/cluster.py:
+            # a cluster), not the embedded one. SAQ cannot run on a cluster: its queue stays embedded.
+            if os.environ["BENCH_REDIS_URL"].startswith("redis+cluster://"):
+                urls["QUEUE_REDIS_URL"] = urls["REDIS_URL"]
             urls["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
         self.env = {
             **os.environ,
@@ -156,7 +159,13 @@ class Bench:
         subprocess.run(
             [PYTHON, "-m", "server", "migrate"], env=self.env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL
         )
-        os.environ.update({k: self.env[k] for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")})
+        os.environ.update(
+            {
+                k: self.env[k]
+                for k in ("DATABASE_URL", "REDIS_URL", "QUEUE_REDIS_URL", "SECRET_KEY")
+                if k in self.env
+            }
+        )
         asyncio.run(self._seed())
 
     async def _seed(self) -> None:
@@ -286,9 +295,11 @@ async def publish(redis_url: str, channel: str, project_id: int, messages: int, 
 
     As fast as Redis takes them (pipelines of 50), or ``per_second`` one by one, evenly spaced.
     """
-    from redis.asyncio import Redis
+    from server.redis_client import is_cluster, make_redis
+    from server.settings import RedisSettings
 
-    redis = Redis.from_url(redis_url)
+    redis = make_redis(RedisSettings(url=redis_url, max_connections=8))  # a cluster URL too
+    sharded = is_cluster(redis)  # on a cluster the outbox relay publishes with SPUBLISH
     body = "x" * 120
     batch = 1 if per_second else 50
     began = time.perf_counter()
@@ -315,7 +326,11 @@ async def publish(redis_url: str, channel: str, project_id: int, messages: int, 
                             "body": body,
                         },
                     }
-                    pipe.publish(channel, json.dumps(envelope, separators=(",", ":")))
+                    encoded = json.dumps(envelope, separators=(",", ":"))
+                    if sharded:
+                        pipe.spublish(channel, encoded)
+                    else:
+                        pipe.publish(channel, encoded)
                 await pipe.execute()
     finally:
         await redis.aclose()
@@ -368,6 +383,9 @@ def main() -> int:
                 flush=True,
             )
             budgets = {"parley": 1_000_000, "node socket.io": 300_000, "python-socketio": 60_000}
+            only = [name for name in os.environ.get("BENCH_FANOUT_SERVERS", "").split(",") if name]
+            if only:  # bench/cluster.py: only Parley's gateway speaks sharded pub/sub
+                budgets = {name: budget for name, budget in budgets.items() if name in only}
             medians: dict[str, float] = {}
             for server, deliveries in budgets.items():
                 messages = max(10, deliveries // sockets)
