@@ -66,7 +66,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         cookie_samesite="lax",
         # The admin apps carry their own CSRF protection; the JSON API is covered by its
         # own auth (bearer keys need none; cookie-authenticated calls are checked there).
-        exclude=[ADMIN_PATH, QUEUES_PATH, "/api", "/healthz", "/readyz", "/static"],
+        # Anchored: Litestar searches these patterns anywhere in the path, so a bare "/admin" or
+        # "/api" also exempted /console/admin/... and /console/api-keys (found by a console test).
+        exclude=[
+            *(f"^{prefix}(/|$)" for prefix in (ADMIN_PATH, QUEUES_PATH, "/api", "/static")),
+            "^/healthz$",
+            "^/readyz$",
+        ],
     )
     app = Litestar(
         route_handlers=[

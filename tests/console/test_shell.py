@@ -126,3 +126,20 @@ async def test_pages_of_other_projects_are_404_pages(client: httpx.AsyncClient) 
         assert response.status_code == 404
         assert '<h1 id="error-title">Nothing here</h1>' in response.text
         assert "Theirs" not in response.text
+
+
+async def test_no_console_path_escapes_the_csrf_check(client: httpx.AsyncClient) -> None:
+    """The exemptions (piccolo-admin, the SAQ UI, the JSON API) are path prefixes, not substrings:
+    /console/admin/... and /console/api-keys are console forms like any other."""
+    await f.make_user(email="root@example.com", role=User.GlobalRole.ADMIN)
+    await sign_in(client, "root@example.com")
+    for path in (
+        "/console/admin/projects",
+        "/console/admin/users",
+        "/console/admin/system/dead-letters/replay",
+        "/console/api-keys",
+    ):
+        refused = await client.post(
+            path, data={"name": "x", "email": "x@example.com"}, follow_redirects=False
+        )
+        assert refused.status_code == 403, path
