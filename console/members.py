@@ -82,6 +82,7 @@ async def invite(request: Request[Any, Any, Any], viewer: CurrentViewer, project
             data.get("email", ""),
             _role(data.get("role", "")),
             invited_by=viewer.user.id,
+            name=data.get("name", ""),
         )
     except DomainError as error:
         errors = field_errors(error)

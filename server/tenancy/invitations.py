@@ -41,7 +41,7 @@ from server.accounts.links import (
 )
 from server.accounts.tables import User
 from server.database import engine
-from server.errors import Conflict, Forbidden, NotFound
+from server.errors import Conflict, Forbidden, Invalid, NotFound
 from server.mail.messages import Mail, render_mail
 from server.tenancy.access import ProjectRole
 from server.tenancy.actor_cache import forget_cached_actors
@@ -52,12 +52,30 @@ SEND_INVITATION_JOB = "send_invitation"
 LINK_INVALID = "This link is unknown, used, revoked or expired."
 
 
+MAX_NAME_LENGTH = 100
+
+
+def check_invitee_name(name: str) -> str:
+    """The invitee's name, trimmed; :class:`Invalid` at ``name`` when too long or not printable."""
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME_LENGTH:
+        raise Invalid(
+            f"A name has at most {MAX_NAME_LENGTH} characters.",
+            fields={"name": f"at most {MAX_NAME_LENGTH} characters"},
+        )
+    if not name.isprintable():
+        raise Invalid("A name cannot hold control characters.", fields={"name": "not printable"})
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class InvitationPreview:
     """What the holder of an invitation link may see before accepting (the console's page)."""
 
     project_name: str
     email: str
+    name: str
+    """The name the manager gave (may be empty): the form's suggestion."""
     role: ProjectRole
     account_exists: bool
     """True: sign in as ``email`` to accept. False: choose a password to create the account."""
@@ -84,14 +102,24 @@ async def _issue(queue: Queue, invitation_id: int) -> None:
 
 
 async def invite(
-    queue: Queue, project_id: int, email: str, role: ProjectRole, *, invited_by: int | None
+    queue: Queue,
+    project_id: int,
+    email: str,
+    role: ProjectRole,
+    *,
+    invited_by: int | None,
+    name: str = "",
 ) -> Invitation:
     """Invite ``email`` to the project with ``role``; inviting a pending address again re-sends.
+
+    ``name`` (optional, what the manager calls them) greets them in the mail and becomes the new
+    account's name unless they type another when they choose their password.
 
     :class:`Conflict` ``already_member`` when the address is already a member of this project
     (the manager sees the member list anyway); nothing is said about other projects.
     """
     normalized = accounts.check_email(email)
+    name = check_invitee_name(name)
     if not await Project.exists().where(Project.id == project_id):
         raise NotFound("No such project.")
     if await ProjectMember.exists().where(
@@ -108,6 +136,7 @@ async def invite(
             invitation = Invitation(
                 project=project_id,
                 email=normalized,
+                name=name,
                 role=role.value,
                 invited_by=invited_by,
                 token_hash=link_token_hash(new_link_token(INVITATION_PREFIX)),  # replaced by _issue
@@ -117,9 +146,10 @@ async def invite(
             invitation_id = invitation.id
         else:
             invitation_id = existing.id
-            await Invitation.update({Invitation.role: role.value, Invitation.invited_by: invited_by}).where(
-                Invitation.id == invitation_id
-            )
+            changes: dict[Any, Any] = {Invitation.role: role.value, Invitation.invited_by: invited_by}
+            if name:
+                changes[Invitation.name] = name
+            await Invitation.update(changes).where(Invitation.id == invitation_id)
         await _issue(queue, invitation_id)
     return await _get(project_id, invitation_id)
 
@@ -191,6 +221,7 @@ async def invitation_preview(token: str) -> InvitationPreview:
     return InvitationPreview(
         project_name=project.name,
         email=invitation.email,
+        name=invitation.name,
         role=ProjectRole(invitation.role),
         account_exists=await User.exists().where(User.email == invitation.email),
     )
@@ -244,6 +275,8 @@ async def accept_invitation(token: str, user_id: int) -> Joined:
 async def accept_invitation_as_new_user(token: str, password: str, *, name: str = "") -> User:
     """Create the invited account with ``password`` and join the project, in one transaction.
 
+    The account is named ``name``, else the name the manager gave in the invitation.
+
     An address that already has an account gets :class:`Conflict` ``account_exists``: the
     invitee signs in and accepts instead (only the holder of the link learns this).
     """
@@ -255,7 +288,7 @@ async def accept_invitation_as_new_user(token: str, password: str, *, name: str 
                 "An account with this address exists: sign in as it to accept the invitation.",
                 code="account_exists",
             )
-        user = await accounts.create_user(invitation.email, password, name=name)
+        user = await accounts.create_user(invitation.email, password, name=name.strip() or invitation.name)
         await _join(invitation, user.id)
     forget_cached_actors()
     return user
@@ -294,6 +327,7 @@ async def invitation_mail(invitation_id: int, token: str, public_url: str) -> Ma
     path = "/console/invitation" if account_exists else "/console/set-password"
     context = {
         "project_name": project.name,
+        "name": invitation.name,
         "inviter": (inviter.name or inviter.email) if inviter is not None else "A manager",
         "role": invitation.role,
         "link": f"{public_url}{path}?{urlencode({'token': token})}",

@@ -75,6 +75,8 @@ class MemberView(msgspec.Struct):
 class InvitationCreate(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, examples=["agent@example.com"])]
     role: Role = "agent"
+    name: Annotated[str, msgspec.Meta(max_length=100, examples=["Alice Agent"])] = ""
+    """Optional: greets them in the mail and names their new account (they may change it)."""
 
 
 class InvitationView(msgspec.Struct):
@@ -82,6 +84,7 @@ class InvitationView(msgspec.Struct):
 
     id: int
     email: str
+    name: str
     role: Role
     invited_by: int | None
     """The user who invited (or re-sent it last)."""
@@ -104,6 +107,8 @@ class InvitationAccepted(msgspec.Struct):
 class InvitationPreviewView(msgspec.Struct):
     project_name: str
     email: str
+    name: str
+    """The name the manager gave (may be empty)."""
     role: Role
     account_exists: bool
     """True: sign in as ``email`` and accept. False: choose a password with ``POST /auth/set-password``."""

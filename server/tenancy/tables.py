@@ -103,6 +103,11 @@ class Invitation(Table, tablename="invitation"):
 
     project = ForeignKey(Project, on_delete=OnDelete.cascade, null=False)
     email = Varchar(length=254, help_text="The invited address, lower-cased.")
+    name = Varchar(
+        length=100,
+        default="",
+        help_text="The invitee's name as the manager typed it (optional): the new account's name.",
+    )
     role = Varchar(length=10, choices=ProjectRole, default=ProjectRole.AGENT, help_text="Role once accepted.")
     invited_by = ForeignKey(
         User, on_delete=OnDelete.set_null, null=True, help_text="The manager (or admin) who invited."

@@ -111,6 +111,7 @@ async def test_an_existing_account_joins_only_by_accepting_while_signed_in(
     assert preview.json() == {
         "project_name": "Acme",
         "email": outsider.email,
+        "name": "",
         "role": "agent",
         "account_exists": True,
     }
@@ -141,6 +142,7 @@ async def test_answers_are_the_same_whether_or_not_the_address_has_an_account(
         == {
             "id",
             "email",
+            "name",
             "role",
             "invited_by",
             "created_at",
@@ -220,3 +222,28 @@ async def test_members_cannot_be_added_directly(client: httpx.AsyncClient) -> No
         headers=world.headers("admin"),
     )
     assert response.status_code == 405
+
+
+async def test_an_invitation_may_name_the_invitee(
+    client: httpx.AsyncClient, settings: Any, redis: Redis
+) -> None:
+    world = await build_world()
+    response = await client.post(
+        invitations_path(world.project.id),
+        json={"email": "named@example.com", "name": " Nora  Newcomer "},
+        headers=world.headers("manager"),
+    )
+    assert response.status_code == 202 and response.json()["name"] == "Nora Newcomer", response.text
+    too_long = await client.post(
+        invitations_path(world.project.id),
+        json={"email": "long@example.com", "name": "n" * 101},
+        headers=world.headers("manager"),
+    )
+    assert too_long.status_code == 400 and too_long.json()["code"] == "invalid", too_long.text
+    token = await mailed_token(settings, redis, "named@example.com")
+    preview = await client.post("/api/v1/invitations/preview", json={"token": token})
+    assert preview.json()["name"] == "Nora Newcomer"
+    created = await client.post(
+        "/api/v1/auth/set-password", json={"token": token, "password": "my new password"}
+    )
+    assert created.status_code == 200 and created.json()["name"] == "Nora Newcomer", created.text

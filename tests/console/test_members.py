@@ -140,3 +140,57 @@ async def test_the_last_manager_stays(client: httpx.AsyncClient) -> None:
         "role": "manager"
     }
     assert await Project.exists().where(Project.id == project.id)
+
+
+async def test_the_invitation_carries_the_name_the_manager_typed(
+    mailing: tuple[httpx.AsyncClient, Any], smtp: SMTPSink
+) -> None:
+    """The console's invite form has a name: the same service as ``POST …/invitations`` stores it,
+    the mail greets them by it, and it names the new account unless they type another."""
+    client, mail_settings = mailing
+    project = await f.make_project(name="Shop")
+    boss = await f.make_user(email="boss@example.com")
+    await f.make_member(project, boss, Role.MANAGER)
+    csrf = await sign_in(client, "boss@example.com")
+    base = f"/console/projects/{project.id}"
+    too_long = await post(
+        client, base + "/members/invite", csrf, {"email": "x@example.com", "name": "n" * 101}
+    )
+    assert (
+        too_long.status_code == 422 and field_error(too_long.text, "invite-name") == "at most 100 characters"
+    )
+    sent = await post(
+        client,
+        base + "/members/invite",
+        csrf,
+        {"email": "nina@example.com", "name": "  Nina   <b>Agent</b> "},
+    )
+    assert sent.status_code == 303
+    invitation = await Invitation.objects().where(Invitation.email == "nina@example.com").first()
+    assert invitation is not None and invitation.name == "Nina <b>Agent</b>"
+    listed = await client.get(base + "/members")
+    assert "Nina &lt;b&gt;Agent&lt;/b&gt;" in listed.text  # escaped, in the pending list
+    await run_mail_jobs(mail_settings)
+    [mail] = smtp.to("nina@example.com")
+    assert text_part(mail).startswith("Hello Nina <b>Agent</b>,")
+    token = token_in(text_part(mail))
+    async with _browser(client) as nina:
+        offer = await nina.get(f"/console/set-password?token={token}")
+        assert 'value="Nina &lt;b&gt;Agent&lt;/b&gt;"' in offer.text  # suggested in the form
+        chosen = await nina.post(
+            "/console/set-password",
+            data={
+                "token": token,
+                "password": "nina password",
+                "password_again": "nina password",
+                "_csrf_token": csrf_of(offer.text),
+            },
+            follow_redirects=False,
+        )
+        assert chosen.status_code == 303
+    member = (
+        await ProjectMember.select(ProjectMember.user.name)
+        .where(ProjectMember.user.email == "nina@example.com")
+        .first()
+    )
+    assert member == {"user.name": "Nina <b>Agent</b>"}

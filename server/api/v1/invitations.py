@@ -34,6 +34,7 @@ def invitation_view(invitation: Invitation) -> InvitationView:
     return InvitationView(
         id=invitation.id,
         email=invitation.email,
+        name=invitation.name,
         role="manager" if invitation.role == ProjectRole.MANAGER.value else "agent",
         invited_by=invitation.invited_by,
         created_at=invitation.created_at,
@@ -68,7 +69,12 @@ async def create_invitation(
     data: JSONBody[InvitationCreate],
 ) -> InvitationView:
     invitation = await invitations.invite(
-        queue_of(request.app), project_id, data.email, ProjectRole(data.role), invited_by=actor.user_id
+        queue_of(request.app),
+        project_id,
+        data.email,
+        ProjectRole(data.role),
+        invited_by=actor.user_id,
+        name=data.name,
     )
     return invitation_view(invitation)
 
@@ -117,6 +123,7 @@ async def preview_invitation(
     return InvitationPreviewView(
         project_name=preview.project_name,
         email=preview.email,
+        name=preview.name,
         role=preview.role.value,
         account_exists=preview.account_exists,
     )
