@@ -12,7 +12,7 @@ from litestar import Request, get, post
 
 from console.flash import done
 from console.forms import field_errors, form_data
-from console.paging import pager_of
+from console.paging import search_page
 from console.render import Page, render
 from console.shell import CurrentViewer, Need, needs
 from server.errors import DomainError, Invalid
@@ -31,14 +31,11 @@ async def _page(
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Page:
-    pager = pager_of(request)
-    rows = await project_overview(pager.query or None, limit=pager.fetch, offset=pager.offset)
-    projects, pager = pager.cut(rows)
+    projects, paging = await search_page(request, project_overview)
     context = {
         "section": "admin-projects",
         "projects": projects,
-        "pager": pager,
-        "q": pager.query,
+        **paging,
         "errors": errors or {},
         "values": values or {},
     }

@@ -11,7 +11,7 @@ from litestar import Request, get, post
 
 from console.flash import done
 from console.forms import checkbox, field_errors, form_data
-from console.paging import pager_of
+from console.paging import search_page
 from console.render import Page, render
 from console.shell import CurrentViewer, Need, needs
 from server.accounts import services
@@ -32,13 +32,11 @@ async def _page(
     values: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> Page:
-    pager = pager_of(request)
-    users, pager = pager.cut(await find_users(pager.query or None, limit=pager.fetch, offset=pager.offset))
+    users, paging = await search_page(request, find_users)
     context = {
         "section": "admin-users",
         "users": users,
-        "pager": pager,
-        "q": pager.query,
+        **paging,
         "errors": errors or {},
         "values": values or {},
         "admin_role": User.GlobalRole.ADMIN.value,

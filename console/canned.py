@@ -6,6 +6,7 @@ The services of ``server/chat/canned.py`` with the API's own ``CannedReplyCreate
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,7 +14,7 @@ from litestar import Request, get, post
 
 from console.flash import done
 from console.forms import convert, field_errors, form_data
-from console.paging import pager_of
+from console.paging import search_page
 from console.render import Page, render
 from console.shell import CurrentViewer, Need, needs
 from server.chat import canned
@@ -45,16 +46,11 @@ async def _page(
     blocks: list[str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Page:
-    pager = pager_of(request)
-    rows = await canned.list_canned_replies(
-        project_id, pager.query or None, limit=pager.fetch, offset=pager.offset
-    )
-    replies, pager = pager.cut(rows)
+    replies, paging = await search_page(request, partial(canned.list_canned_replies, project_id))
     context = {
         "section": "canned",
         "replies": replies,
-        "pager": pager,
-        "q": pager.query,
+        **paging,
         "errors": errors or {},
         "values": values or {},
     }

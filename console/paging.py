@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from litestar import Request
+
+Search = Callable[..., Awaitable[list[Any]]]
+"""``search(query_or_None, limit=, offset=)``: a read-side query of a list page."""
 
 T = TypeVar("T")
 PER_PAGE = 50
@@ -46,3 +50,11 @@ def pager_of(request: Request[Any, Any, Any], per_page: int = PER_PAGE) -> Pager
     page = int(raw) if raw.isdigit() else 1
     query = request.query_params.get("q", "")[:100]
     return Pager(page=min(max(page, 1), MAX_PAGE), per_page=per_page, query=query)
+
+
+async def search_page(request: Request[Any, Any, Any], search: Search) -> tuple[list[Any], dict[str, Any]]:
+    """One page of a searchable list (``?q=``, ``?page=``): its rows, and ``pager`` and ``q`` for
+    the template (``forms.search_form`` and ``forms.pager``)."""
+    pager = pager_of(request)
+    rows, pager = pager.cut(await search(pager.query or None, limit=pager.fetch, offset=pager.offset))
+    return rows, {"pager": pager, "q": pager.query}
