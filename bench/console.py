@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import logging
 import os
 import re
 import secrets
@@ -106,6 +107,9 @@ async def measure(requests: int, world: dict[str, int]) -> tuple[dict[str, list[
     from server.web import create_app
 
     app = create_app(get_settings())
+    # The figures are the output: no line per request from httpx (INFO) or our access log.
+    for name in ("httpx", "httpcore", "parley.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     base = f"/console/projects/{world['project']}"
     pages = {
         "members": f"{base}/members",
@@ -155,6 +159,7 @@ def main() -> None:
         env.update(embedded.start())
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
     env["LOG_LEVEL"] = "WARNING"
+    env["WEB_ACCESS_LOG"] = "false"
     os.environ.update(env)
     try:
         subprocess.run(

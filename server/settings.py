@@ -319,7 +319,8 @@ def get_settings() -> Settings:
 
 
 # Libraries whose INFO lines are per-job or per-request chatter: shown only at DEBUG.
-CHATTY_LOGGERS = ("saq",)
+CHATTY_LOGGERS = ("saq", "httpx", "httpcore")
+"""Libraries that log a line per job or per request at INFO: WARNING unless LOG_LEVEL=DEBUG."""
 
 
 def configure_logging(settings: Settings) -> None:
