@@ -9,7 +9,8 @@ credential instead, under one rule: **a cached actor is never older than the acc
   ``NOTIFY parley_access_changed`` when their transaction commits, whoever wrote the rows: the
   API, piccolo-admin or a psql session (migration ``tenancy_2026_11_25t01_20_00_000000``).
 - :class:`AccessChangeListener` holds one dedicated connection per web process that LISTENs on
-  that channel and empties the cache on every notification.
+  that channel and empties the cache on every notification (``server/database_listen.py``; the
+  realtime gateway listens to the same channel to drop sockets that lost their access).
 - While that connection is down, the cache is **off**: every request is resolved from the
   database, so a notification lost with a connection can never keep a revoked key alive.
 - A lookup that raced a notification is not stored (the generation check in :meth:`resolve`); an
@@ -22,17 +23,13 @@ call :func:`forget_cached_actors` right after committing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-import asyncpg
-
-from server.database import engine
+from server.database_listen import ChannelListener
 from server.tenancy.access import Actor
 
 log = logging.getLogger(__name__)
@@ -122,60 +119,32 @@ class AccessChangeListener:
 
     def __init__(self, cache: ActorCache, *, retry_seconds: float = 1.0, probe_seconds: float = 10.0) -> None:
         self.cache = cache
-        self.retry_seconds = retry_seconds
-        self.probe_seconds = probe_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
+        self._listener = ChannelListener(
+            "access change listener",
+            {CHANNEL: self._on_notify},
+            on_connected=self._go_live,
+            on_lost=self._go_offline,
+            retry_seconds=retry_seconds,
+            probe_seconds=probe_seconds,
+        )
 
     async def start(self, *, wait: float = 5.0) -> None:
         """Start listening; wait (briefly) for the first connection so the cache starts warm-able."""
         if self.cache.ttl <= 0:
             return
-        self._task = asyncio.create_task(self._run(), name="access-change-listener")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), wait)
+        await self._listener.start(wait=wait)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._listener.stop()
         self._go_offline()
 
-    def _on_notify(self, *_: object) -> None:
+    def _on_notify(self, _payload: str) -> None:
         self.cache.clear()
+
+    async def _go_live(self) -> None:
+        self.cache.clear()  # whatever changed while nobody listened
+        self.cache.live = True
 
     def _go_offline(self) -> None:
         self.cache.live = False
         self.cache.clear()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._listen_once()
-                log.warning("access change listener lost its connection; actor cache off until it is back")
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("access change listener failed (%s); actor cache off until it is back", error)
-            finally:
-                self._go_offline()
-            await asyncio.sleep(self.retry_seconds)
-
-    async def _listen_once(self) -> None:
-        """Listen until the connection is lost (returns) or fails (raises)."""
-        lost = asyncio.Event()
-        connection: asyncpg.Connection = await engine().get_new_connection()
-        try:
-            connection.add_termination_listener(lambda _: lost.set())
-            await connection.add_listener(CHANNEL, self._on_notify)
-            self.cache.clear()  # whatever changed while nobody listened
-            self.cache.live = True
-            self._connected.set()
-            while not lost.is_set():
-                # A silent network drop raises no termination: probe the connection now and then.
-                try:
-                    await asyncio.wait_for(lost.wait(), self.probe_seconds)
-                except TimeoutError:
-                    await asyncio.wait_for(connection.fetchval("SELECT 1"), self.probe_seconds)
-        finally:
-            if not connection.is_closed():
-                connection.terminate()

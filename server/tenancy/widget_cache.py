@@ -19,14 +19,12 @@ takes effect when it commits, whoever changed it:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.database import engine
+from server.database_listen import ChannelListener
 from server.redis_client import Keys
 
 log = logging.getLogger(__name__)
@@ -67,26 +65,25 @@ class WidgetCacheListener:
 
     def __init__(self, redis: Redis, *, retry_seconds: float = 1.0, probe_seconds: float = 10.0) -> None:
         self.redis = redis
-        self.retry_seconds = retry_seconds
-        self.probe_seconds = probe_seconds
-        self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
-        self._connected = asyncio.Event()
+        self._listener = ChannelListener(
+            "widget cache listener",
+            {CHANNEL: self._on_notify},
+            # Whatever changed while nobody listened.
+            on_connected=lambda: self._forget(ALL),
+            retry_seconds=retry_seconds,
+            probe_seconds=probe_seconds,
+        )
 
     async def start(self, *, wait: float = 5.0) -> None:
-        self._task = asyncio.create_task(self._run(), name="widget-cache-listener")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), wait)
+        await self._listener.start(wait=wait)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._listener.stop()
         for task in list(self._pending):
             task.cancel()
 
-    def _on_notify(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, payload: str) -> None:
         task = asyncio.create_task(self._forget(payload))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -99,29 +96,3 @@ class WidgetCacheListener:
             await forget_widget_project(self.redis, public_key)
         except RedisError as error:  # the entry expires on its own (PROJECT_CACHE_TTL_SECONDS)
             log.warning("could not drop the widget cache of %s: %s", payload, error)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._listen_once()
-                log.warning("widget cache listener lost its connection; reconnecting")
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("widget cache listener failed (%s); reconnecting", error)
-            await asyncio.sleep(self.retry_seconds)
-
-    async def _listen_once(self) -> None:
-        lost = asyncio.Event()
-        connection: asyncpg.Connection = await engine().get_new_connection()
-        try:
-            connection.add_termination_listener(lambda _: lost.set())
-            await connection.add_listener(CHANNEL, self._on_notify)
-            await self._forget(ALL)  # whatever changed while nobody listened
-            self._connected.set()
-            while not lost.is_set():
-                try:
-                    await asyncio.wait_for(lost.wait(), self.probe_seconds)
-                except TimeoutError:
-                    await asyncio.wait_for(connection.fetchval("SELECT 1"), self.probe_seconds)
-        finally:
-            if not connection.is_closed():
-                connection.terminate()
