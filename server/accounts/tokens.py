@@ -31,6 +31,8 @@ class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Visitors: their project. Agents: the only project the token reaches, if limited."""
     visitor_uid: str | None = None
     read_only: bool = False
+    api_key_id: int | None = None
+    """Agents: the API key the token was made with, if any (its socket dies with the key)."""
 
 
 class InvalidToken(Exception):
@@ -61,10 +63,18 @@ def agent_token(
     *,
     project_id: int | None = None,
     read_only: bool = False,
+    api_key_id: int | None = None,
     now: float | None = None,
 ) -> tuple[str, TokenClaims]:
     exp = int((now if now is not None else time.time()) + AGENT_TOKEN_TTL_SECONDS)
-    claims = TokenClaims(kind="agent", exp=exp, user_id=user_id, project_id=project_id, read_only=read_only)
+    claims = TokenClaims(
+        kind="agent",
+        exp=exp,
+        user_id=user_id,
+        project_id=project_id,
+        read_only=read_only,
+        api_key_id=api_key_id,
+    )
     return sign(claims, secret_key), claims
 
 

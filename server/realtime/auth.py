@@ -110,7 +110,11 @@ class Authenticator:
         user = await self._store.active_user(claims.user_id)
         if user is None:
             raise AuthError("invalid_token", "the token's user is unknown or inactive")
-        return await actor_for(user, key_project_id=claims.project_id, read_only=claims.read_only)
+        if claims.api_key_id is not None and not await self._store.api_key_usable(claims.api_key_id):
+            raise AuthError("invalid_token", "the token's API key was revoked or has expired")
+        return await actor_for(
+            user, key_project_id=claims.project_id, read_only=claims.read_only, api_key_id=claims.api_key_id
+        )
 
     async def _actor_from_api_key(self, secret: str) -> Actor:
         if self._api_key_hook is None:

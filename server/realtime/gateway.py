@@ -26,7 +26,7 @@ import logging
 import secrets
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import count
 from typing import Any
 
@@ -142,6 +142,11 @@ class Gateway:
         (an entry leaves when the socket joins or closes: nothing here for joined sockets)."""
         self._ping_round = 0
         """The last ping tick started; a socket opening now is pinged on ticks of its phase."""
+        self.access_epoch = 0
+        """Bumped by the access watch (:mod:`server.realtime.access`) on every access change."""
+        self.on_stale_join: Callable[[], None] | None = None
+        """Called when a namespace was joined with credentials read before an access change:
+        the watch checks it again (its check may have run before the session existed)."""
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -397,6 +402,7 @@ class Gateway:
     async def _connect(self, conn: Connection, packet: SocketPacket) -> None:
         namespace = packet.namespace
         auth = packet.data or {}
+        epoch = self.access_epoch
         try:
             principal: VisitorPrincipal | AgentPrincipal
             if namespace == VISITOR_NAMESPACE:
@@ -422,6 +428,58 @@ class Gateway:
         self._send(conn, protocol.encode_connect(namespace, secrets.token_urlsafe(15)))
         for subject in _subjects(session):
             self.presence.connect(subject, session.number)
+        if self.access_epoch != epoch and self.on_stale_join is not None:
+            self.on_stale_join()
+
+    # -- access lost (server/realtime/access.py decides; these apply) -------------------------
+
+    def revoke_session(self, conn: Connection, session: NamespaceSession, payload: dict[str, Any]) -> None:
+        """Server-side disconnect of one namespace: ``access:revoked`` with ``payload``, then
+        Socket.IO's DISCONNECT (official clients do not reconnect after it). A websocket left
+        with no namespace is closed (1008 ``access revoked``)."""
+        if conn.closed or conn.session(session.namespace) is not session:
+            return
+        namespace = session.namespace
+        conn.send(protocol.encode_event(namespace, "access:revoked", payload))
+        conn.send(protocol.encode_disconnect(namespace))
+        conn.pop_session(namespace)
+        self._unroute(conn, session)
+        self._spawn(self._leave(session))
+        if conn.sessions is None:
+            conn.close(POLICY_VIOLATION, "access revoked")
+        self.events.wake()
+
+    def narrow_session(
+        self, conn: Connection, session: NamespaceSession, principal: AgentPrincipal, payload: dict[str, Any]
+    ) -> None:
+        """An agent keeps the socket but loses some projects (or changes role): stop the lost
+        projects' events and presence, keep ``principal`` (the actor as it is now); tell the
+        client with ``access:revoked`` (``payload``) when projects were lost."""
+        old = session.principal
+        if (
+            conn.closed
+            or not isinstance(old, AgentPrincipal)
+            or conn.session(session.namespace) is not session
+        ):
+            return
+        lost = old.project_ids - principal.project_ids
+        for project_id in lost:
+            conn.unsubscribe(agent_topic(project_id))
+            conn.unsubscribe(agent_user_topic(project_id, old.user_id))
+        session.principal = principal
+        if not lost:
+            return
+        conn.send(protocol.encode_event(session.namespace, "access:revoked", payload))
+        self.events.wake()
+        self._spawn(self._leave_projects(session.number, old.user_id, lost))
+
+    async def _leave_projects(self, number: int, user_id: int, projects: frozenset[int]) -> None:
+        try:
+            await self.fanout.release(projects)
+            for project_id in projects:
+                await self.presence.disconnect(Subject(project_id, "agent", str(user_id)), number)
+        except Exception:
+            log.exception("leaving projects %s failed", sorted(projects))
 
     async def _leave(self, session: NamespaceSession) -> None:
         try:

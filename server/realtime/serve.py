@@ -19,6 +19,7 @@ from typing import Any
 
 from socketify import App
 
+from server.realtime.access import AccessWatch
 from server.realtime.auth import Authenticator, load_api_key_hook
 from server.realtime.background import cancel_all
 from server.realtime.config import RealtimeConfig, load_realtime_config
@@ -75,6 +76,7 @@ class Process:
         self.store = Store()
         self.sender, self.queue = _make_sender(settings, self.redis)
         self.gateway: Gateway | None = None
+        self.access: AccessWatch | None = None
         self.background: list[asyncio.Task[None]] = []
         self.exit_code = 0
 
@@ -128,6 +130,9 @@ class Process:
         await engine().start_connection_pool(max_size=self.settings.database.pool_size, min_size=1)
         assert self.gateway is not None
         await self.gateway.fanout.start()
+        # Sockets that lose their access are dropped within a second (server/realtime/access.py).
+        self.access = AccessWatch(self.gateway)
+        await self.access.start()
         loop = asyncio.get_running_loop()
         sweep_every = max(0.2, min(1.0, self.config.presence_grace_ms / 2000))
         self.background = [
@@ -143,6 +148,9 @@ class Process:
         assert self.gateway is not None
         await self.gateway.shutdown()
         await cancel_all(self.background)
+        if self.access is not None:
+            with contextlib.suppress(Exception):
+                await self.access.stop()
         if self.sender is not None:
             with contextlib.suppress(Exception):
                 await self.sender.aclose()  # type: ignore[attr-defined]

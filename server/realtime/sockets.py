@@ -87,6 +87,17 @@ class VisitorSockets:
             if not visitors:
                 del self._projects[project_id]
 
+    def project_ids(self) -> list[int]:
+        """The projects with a visitor socket here."""
+        return list(self._projects)
+
+    def in_project(self, project_id: int) -> list[Connection]:
+        """Every visitor socket of the project (a list: the registry may change meanwhile)."""
+        found: list[Connection] = []
+        for held in self._projects.get(project_id, {}).values():
+            found.extend(held if isinstance(held, tuple) else (held,))
+        return found
+
     def sockets(self, project_id: int, visitor_uid: str) -> Iterator[Connection]:
         visitors = self._projects.get(project_id)
         held = visitors.get(visitor_uid) if visitors is not None else None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from server.accounts.tables import User
 from server.chat.tables import Conversation
 from server.tenancy.origins import AllowedOrigins
+from server.tenancy.queries import access_now
 from server.tenancy.tables import Project
 
 OWNER_CACHE_SIZE = 100_000
@@ -54,6 +55,10 @@ class Store:
     async def active_user(self, user_id: int) -> User | None:
         user: User | None = await User.objects().where((User.id == user_id) & (User.active == True)).first()  # noqa: E712
         return user
+
+    async def api_key_usable(self, key_id: int) -> bool:
+        """Not revoked, not expired, its owner active (a token made with a key lives no longer)."""
+        return key_id in (await access_now((), (key_id,), ())).keys
 
     async def all_project_ids(self) -> frozenset[int]:
         rows = await Project.select(Project.id)

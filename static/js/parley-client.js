@@ -24,6 +24,8 @@
  *   connect        {recovered}: the namespace is joined (recovered: not the first time)
  *   synced         {conversations}: the catch-up after a connect / server:resync / gap is done
  *   disconnect     {reason}
+ *   access:revoked {code, message, projects}: access lost; the server then ends the session
+ *                  and the client stays "closed" (docs/protocol.md, "When access changes")
  *   connect_error  {code, message, fatal}: refused; fatal ones (origin, wrong kind...) stop retrying
  *   message.created  the envelope {type, conversation_id, seq, data, source: "live" | "sync"},
  *                  exactly once per (conversation, seq), whether it came live or from sync
@@ -220,7 +222,12 @@ export class ParleyClient extends EventTarget {
       const value = payload[0];
       if (value && value.error) pending.reject(new ParleyError(value.error.code, value.error.message, value.error));
       else pending.resolve(value);
-    } else if (type === SIO_DISCONNECT) this.ws.close();
+    } else if (type === SIO_DISCONNECT) {
+      // The server ended the session (access revoked, after an "access:revoked" event): like the
+      // official clients after "io server disconnect", do not reconnect by ourselves.
+      this.wanted = false;
+      this.ws.close();
+    }
   }
 
   joined() {

@@ -25,6 +25,7 @@ async def realtime_token(request: Request[Any, Any, Any], actor: CurrentActor) -
         settings.security.secret_key,
         project_id=actor.key_project_id,
         read_only=actor.read_only,
+        api_key_id=actor.api_key_id,
     )
     return RealtimeToken(token=token, expires_at=claims.exp, url="/socket.io/")
 
