@@ -347,6 +347,10 @@ class Keys:
         """A one-use password-reset link: value ``<user id>:<link generation>``, with its expiry as TTL."""
         return f"{PREFIX}:password-reset:{token_hash}"
 
+    SYSTEM_SAMPLES = f"{PREFIX}:system:samples"
+    """Hash ``<time bucket> -> sample JSON``: the last hour of the pipeline, one sample per
+    heartbeat (``server/samples.py``), for the System page's sparklines."""
+
     DEV_MAILBOX = f"{PREFIX}:dev-mailbox"
     """List of the last mails "sent" without an SMTP server (development), newest first, as JSON."""
 

@@ -31,6 +31,7 @@ from server.chat.sending import enqueue_stale_mailboxes
 from server.database import connection_pool, engine
 from server.outbox.relay import FastPublisher, OutboxRelay
 from server.redis_client import Keys, make_redis
+from server.samples import record_sample
 from server.settings import Settings, SettingsError, configure_logging, get_settings
 from tasks.jobs import (
     clear_project_keys,
@@ -99,9 +100,13 @@ def log_mail_route(settings: Settings) -> None:
 
 
 async def heartbeat(ctx: WorkerContext) -> float:
-    """Record that the worker ran; returns the timestamp written."""
+    """Record that the worker ran, and a sample for the System page; returns the timestamp written."""
     now = time.time()
     await ctx["redis"].set(Keys.worker_heartbeat(), repr(now), ex=HEARTBEAT_TTL_SECONDS)
+    try:
+        await record_sample(ctx["redis"], ctx["worker"].queue, now=now)
+    except Exception as error:  # a missing sample is a gap in a chart, never a failed heartbeat
+        log.warning("system sample failed (%s): %s", type(error).__name__, error)
     return now
 
 
