@@ -32,6 +32,11 @@ async def test_create_search_edit_and_delete(client: httpx.AsyncClient) -> None:
     found = await client.get(base + "/search?q=ref", headers=HTMX)
     assert found.text.lstrip().startswith('<div id="canned-list">')
     assert "/refund" in found.text and "/hello" not in found.text
+    refund = await CannedReply.objects().where(CannedReply.shortcut == "refund").first()
+    assert refund is not None
+    for listing in (page, found):  # the list block keeps the page's path (it lost it once)
+        assert f'href="{base}/{refund.id}/edit"' in listing.text
+        assert f'action="{base}/{refund.id}/delete"' in listing.text
     assert found.headers["hx-push-url"] == base + "?q=ref"
     reply = await CannedReply.objects().where(CannedReply.shortcut == "hello").first()
     assert reply is not None

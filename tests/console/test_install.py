@@ -43,6 +43,7 @@ async def test_the_snippet_names_the_widget_key_and_the_secret_shows_on_request(
     shown = await client.get(f"/console/projects/{project.id}/install?show=secret", headers=HTMX)
     assert shown.text.lstrip().startswith('<div id="identity-secret"')  # the block alone
     assert project.identity_secret in shown.text
+    assert f'href="/console/projects/{project.id}/install">Hide' in shown.text  # the block's own path
 
 
 async def test_rotating_needs_the_typed_name(client: httpx.AsyncClient) -> None:

@@ -194,3 +194,18 @@ async def test_the_invitation_carries_the_name_the_manager_typed(
         .first()
     )
     assert member == {"user.name": "Nina <b>Agent</b>"}
+
+
+async def test_the_member_list_links_into_its_project(client: httpx.AsyncClient) -> None:
+    """The list is a block of its own (polled every 15 s): its forms must not lose the project's
+    path (a block does not see the page's variables; they posted to /members/<id>/role)."""
+    project = await f.make_project(name="Shop")
+    boss, agent = await f.make_user(email="boss@example.com"), await f.make_user()
+    await f.make_member(project, boss, Role.MANAGER)
+    await f.make_member(project, agent, Role.AGENT)
+    await sign_in(client, "boss@example.com")
+    base = f"/console/projects/{project.id}"
+    for page in (await client.get(base + "/members"), await client.get(base + "/members/list")):
+        assert f'action="{base}/members/{agent.id}/role"' in page.text
+        assert f'action="{base}/members/{agent.id}/remove"' in page.text
+    assert f'hx-get="{base}/members/list"' in (await client.get(base + "/members")).text
