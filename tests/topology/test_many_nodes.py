@@ -247,19 +247,24 @@ async def _project_on_one_primary(cluster: ValkeyCluster) -> Project:
     raise AssertionError("no project had its mailboxes and channel on one primary")
 
 
-async def test_three_realtime_two_web_two_workers_on_a_cluster_through_a_failover(
-    replicated_cluster: ValkeyCluster, settings: Any, subprocess_env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize("topology", ["cluster", "single"])
+async def test_three_realtime_two_web_two_workers_behave_as_one_system(
+    topology: str,
+    request: pytest.FixtureRequest,
+    settings: Any,
+    subprocess_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
-    cluster = replicated_cluster
-    env = {
-        **subprocess_env,
-        "REDIS_URL": cluster.url,
-        "QUEUE_REDIS_URL": settings.queue_redis.url,
-        "REDIS_ACK_REPLICAS": "1",
-        "LOG_LEVEL": "WARNING",
-    }
-    project = await _project_on_one_primary(cluster)
-    victim = cluster.primary_for(Keys.project_events(project.id))
+    """On the cluster through a primary failover; on the test run's own Redis (no replica) without."""
+    env = {**subprocess_env, "LOG_LEVEL": "WARNING"}
+    cluster: ValkeyCluster | None = None
+    if topology == "cluster":
+        cluster = request.getfixturevalue("replicated_cluster")
+        assert cluster is not None
+        env.update(REDIS_URL=cluster.url, QUEUE_REDIS_URL=settings.queue_redis.url, REDIS_ACK_REPLICAS="1")
+        project = await _project_on_one_primary(cluster)
+    else:
+        project = await make_project(allowed_origins=[ORIGIN])
     agents_users = [await make_user() for _ in range(3)]
     for user in agents_users:
         await make_member(project, user, ProjectMember.ProjectRole.AGENT)
@@ -320,7 +325,9 @@ async def test_three_realtime_two_web_two_workers_on_a_cluster_through_a_failove
             # and the drain tokens' expiry carry on.
             os.killpg(processes[2].pid, signal.SIGKILL)
             processes[2].wait(timeout=10)
-            await asyncio.to_thread(cluster.fail_over, victim)
+            if cluster is not None:
+                victim = cluster.primary_for(Keys.project_events(project.id))
+                await asyncio.to_thread(cluster.fail_over, victim)
             await asyncio.wait_for(asyncio.gather(*streaming, replying), timeout=180)
             accepted_before = sum(len(ids) for ids in sent.by_sender.values())
 
