@@ -41,7 +41,8 @@
  * server:resync and whenever a live message leaves a gap, it syncs each conversation from its
  * floor (never from the highest seq seen), pages through has_more, and a complete sync answer
  * raises the floor to the highest seq returned: the seqs it skipped are not visible to this
- * client (a visitor never gets private notes).
+ * client (a visitor never gets private notes). A live message of a conversation not tracked yet
+ * starts tracking it with the floor just below that message (track() it first to get older ones).
  *
  * emit() resolves with the ack, or rejects with an Error carrying .code (the server's error
  * code, "timeout", "not_connected" or "disconnected"), .retryAfter and .fields when given.
@@ -313,7 +314,11 @@ export class ParleyClient extends EventTarget {
   receive(envelope) {
     const message = envelope.data;
     const id = message.conversation_id, seq = message.seq;
-    if (!this.conversations.has(id)) this.conversations.set(id, { floor: 0, above: new Set() });
+    // A live message of a conversation not followed yet starts following it there: everything
+    // below it is the page's business (it loads history its own way), and from here on a gap
+    // between live messages is caught. Floor 0 would sync the whole history of every
+    // conversation an inbox does not show, on its first new message.
+    if (!this.conversations.has(id)) this.conversations.set(id, { floor: Math.max(0, seq - 1), above: new Set() });
     const held = this.conversations.get(id);
     if (seq <= held.floor || held.above.has(seq)) return false;
     held.above.add(seq);

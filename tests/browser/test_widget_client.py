@@ -12,13 +12,22 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from playwright.async_api import Page
+from redis.asyncio import Redis
 
 from server.accounts.tokens import agent_token, visitor_token
 from server.tenancy.tables import ProjectMember
 from tests.browser.conftest import LiveStack
 from tests.browser.widget_support import host_site
-from tests.factories import make_member, make_project, make_user, make_visitor
+from tests.factories import (
+    make_conversation,
+    make_member,
+    make_message,
+    make_project,
+    make_user,
+    make_visitor,
+)
 from tests.processes import ROOT
+from tests.realtime.helpers import message_event, publish
 
 pytestmark = pytest.mark.browser
 
@@ -93,3 +102,47 @@ async def test_agent_page_keeps_every_message_once_across_a_gateway_restart(
         assert {body for _, _, body, _ in got} == {f"m{n}" for n in range(1, 11)}
         assert "sync" in {source for *_, source in got}
         assert await page.evaluate("() => window.connects") == [False, True]
+
+
+async def test_an_untracked_conversation_is_followed_from_its_first_live_message(
+    live_stack: LiveStack, new_page: NewPage, settings: Any, redis: Redis
+) -> None:
+    """Issue #12: the first live message of a conversation the page does not track sets the floor
+    just below it. Older history is the page's to load (no sync of the whole conversation for
+    every row an inbox does not show), and a live message after a missed one is a gap that the
+    client fills from that floor, exactly once."""
+    secret = settings.security.secret_key
+    project = await make_project()
+    user = await make_user()
+    await make_member(project, user, ProjectMember.ProjectRole.AGENT)
+    visitor = await make_visitor(project)
+    conversation = await make_conversation(project, visitor)
+    for seq in (1, 2, 3):  # stored before the page looks: history, not the client's to fetch
+        await make_message(conversation, seq=seq, body=f"old {seq}")
+    files = {
+        "/client.html": ("text/html", PAGE),
+        "/client-test.js": ("text/javascript", SCRIPT),
+        "/parley-client.js": ("text/javascript", (ROOT / "static" / "js" / "parley-client.js").read_text()),
+    }
+    async with host_site(
+        live_stack.web_url, live_stack.realtime_url, project.public_key, files=files
+    ) as site:
+        page = await new_page()
+        query = urlencode({"gateway": live_stack.realtime_url, "token": agent_token(user.id, secret)[0]})
+        await page.goto(f"{site.origin}/client.html?{query}")
+        await page.wait_for_function("() => window.connects && window.connects.length === 1")
+
+        async def live(seq: int) -> None:
+            await make_message(conversation, seq=seq, body=f"m{seq}")
+            await publish(redis, message_event(project.id, conversation.id, seq, visitor_uid=visitor.uid))
+
+        await live(4)
+        await page.wait_for_function("() => window.got.length === 1")
+        assert await page.evaluate(f"() => client.floor({conversation.id})") == 4
+        await make_message(conversation, seq=5, body="m5")  # stored, its live event lost
+        await live(6)
+        await page.wait_for_function("() => window.got.length >= 3")
+        await page.evaluate("() => client.sync()")  # a duplicate would come from a second round
+        got = await page.evaluate("() => window.got")
+        assert [(seq, source) for _, seq, _, source in got] == [(4, "live"), (6, "live"), (5, "sync")], got
+        assert await page.evaluate(f"() => client.floor({conversation.id})") == 6
