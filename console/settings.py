@@ -3,6 +3,11 @@
 Every change goes through :func:`server.tenancy.services.update_project` with the REST API's own
 :class:`ProjectUpdate`, so the origin rule, the limits and the widget-cache invalidation are the
 API's; a refused value comes back as an inline error next to its field.
+
+The appearance card's preview is the real widget: ``settings/preview`` is a page of its own,
+framed by the Settings page, that runs ``/widget.js`` in preview mode (the real loader and
+panel, no session, no socket, no storage); ``static/js/widget-preview.js`` feeds it the form's
+current values as the manager types (``postMessage`` within our origin).
 """
 
 from __future__ import annotations
@@ -14,14 +19,18 @@ from litestar import Request, get, post
 from console.flash import done
 from console.forms import convert, field_errors, form_data
 from console.render import Page, render
+from console.security import content_security_policy
 from console.shell import CurrentViewer, Need, needs
 from server.errors import DomainError
 from server.tenancy import services
 from server.tenancy.schemas import ProjectUpdate
 from server.tenancy.tables import Project
-from server.web_state import redis_of
+from server.web_state import redis_of, settings_of
 
 TEMPLATE = "console/settings.html"
+
+
+PREVIEW_TEMPLATE = "console/settings_preview.html"
 
 
 def settings_path(project_id: int) -> str:
@@ -67,6 +76,19 @@ async def _update(
     return done(request, settings_path(project_id), message)
 
 
+def preview_headers(policy: str) -> dict[str, str]:
+    """The console's policy, except that our own Settings page may frame this one."""
+    framable = policy.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+    return {"Content-Security-Policy": framable, "X-Frame-Options": "SAMEORIGIN"}
+
+
+@get("/projects/{project_id:int}/settings/preview", name="console:settings-preview", opt=needs(Need.MANAGER))
+async def settings_preview(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+    project = await services.get_project(project_id)
+    policy = content_security_policy(settings_of(request.app))
+    return render(request, PREVIEW_TEMPLATE, {"project": project}, headers=preview_headers(policy))
+
+
 @post("/projects/{project_id:int}/settings/general", opt=needs(Need.MANAGER))
 async def save_general(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
     data = await form_data(request)
@@ -81,6 +103,14 @@ async def save_appearance(request: Request[Any, Any, Any], viewer: CurrentViewer
     names = ("widget_color", "greeting_text", "offline_text", "launcher_position")
     values = {name: data.get(name, "") for name in names}
     return await _update(request, project_id, "appearance", values, "Widget appearance saved.")
+
+
+@post("/projects/{project_id:int}/settings/screenshots", opt=needs(Need.MANAGER))
+async def save_screenshots(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+    data = await form_data(request)
+    enabled = data.get("dom_snapshots") == "on"
+    message = "DOM snapshots turned on." if enabled else "DOM snapshots turned off."
+    return await _update(request, project_id, "screenshots", {"dom_snapshots": enabled}, message)
 
 
 @post("/projects/{project_id:int}/settings/origins/add", opt=needs(Need.MANAGER))
@@ -106,4 +136,12 @@ async def remove_origin(request: Request[Any, Any, Any], viewer: CurrentViewer, 
     return await _update(request, project_id, "origins", {"allowed_origins": origins}, "Origin removed.")
 
 
-route_handlers = [settings_page, save_general, save_appearance, add_origin, remove_origin]
+route_handlers = [
+    settings_page,
+    settings_preview,
+    save_general,
+    save_appearance,
+    save_screenshots,
+    add_origin,
+    remove_origin,
+]

@@ -476,6 +476,17 @@ class Keys:
         return f"{_project(project_id)}:screenshot:outcome:{render_id}"
 
     @staticmethod
+    def screenshot_snapshot_request(project_id: int, snapshot_id: str) -> str:
+        """JSON :class:`~server.screenshots.schemas.SnapshotRequest` while web waits for the
+        visitor's widget to send its DOM snapshot (one use, short expiry)."""
+        return f"{_project(project_id)}:screenshot:snapshot-request:{snapshot_id}"
+
+    @staticmethod
+    def screenshot_snapshot(project_id: int, render_id: str) -> str:
+        """The sanitised page a widget sent, until the worker that draws it takes it (short expiry)."""
+        return f"{_project(project_id)}:screenshot:snapshot:{render_id}"
+
+    @staticmethod
     def screenshot_handle(project_id: int, handle: str) -> str:
         """Hash of one request for a screenshot: ``info`` (JSON) and the ``render`` it joined."""
         return f"{_project(project_id)}:screenshot:handle:{handle}"

@@ -73,6 +73,10 @@ class SecuritySettings:
     actor_cache_seconds: int = 30
     """How long a web process may reuse a resolved caller (0: never). Access changes empty the
     cache at once (``server/tenancy/actor_cache.py``); this only bounds an entry's age."""
+    visitor_token_seconds: int = 900
+    """How long a widget session's visitor token lives (``VISITOR_TOKEN_SECONDS``); the widget
+    renews it before it expires. At most 900 (the deleted-project tombstone outlives it);
+    short values are for tests of the renewal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,8 @@ class ScreenshotSettings:
     """Development only: let renders reach 127.0.0.0/8 and ::1 (tests, the demo page). Logged at start."""
     concurrency: int = 2
     """Renders one screenshot worker runs at once (each is a Chromium context)."""
+    snapshot_max_bytes: int = 900_000
+    """Largest DOM snapshot a widget may send (UTF-8 bytes of the serialised page)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +260,9 @@ def load_screenshot_settings(env: Mapping[str, str]) -> ScreenshotSettings:
         ),
         allow_loopback=_bool(env, "SCREENSHOT_ALLOW_LOOPBACK", defaults.allow_loopback),
         concurrency=int_setting(env, "SCREENSHOT_CONCURRENCY", defaults.concurrency, low=1, high=16),
+        snapshot_max_bytes=int_setting(
+            env, "SCREENSHOT_SNAPSHOT_MAX_BYTES", defaults.snapshot_max_bytes, low=10_000, high=4_000_000
+        ),
     )
 
 
@@ -295,6 +304,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             secret_key=secret_key,
             secure_cookies=_bool(env, "SECURE_COOKIES", False),
             actor_cache_seconds=int_setting(env, "ACTOR_CACHE_SECONDS", 30, low=0, high=3600),
+            visitor_token_seconds=int_setting(env, "VISITOR_TOKEN_SECONDS", 900, low=5, high=900),
         ),
         log_level=log_level,
         web_workers=int_setting(env, "WEB_WORKERS", 1, low=1, high=64),

@@ -63,7 +63,15 @@ async def render_screenshot(ctx: ScreenshotContext, *, job: dict[str, Any]) -> d
         waiters = await services.finish_render(redis, render, None, settings.cache_seconds)
         return {"cached": 1, "waiters": len(waiters)}
     try:
-        rendered = await renderer.render(render.url, render.viewport)
+        if render.snapshot:
+            page = await services.take_snapshot(redis, render)
+            if page is None:
+                raise RenderFailed(
+                    "snapshot_not_received", "The visitor's snapshot expired before it was drawn."
+                )
+            rendered = await renderer.render_snapshot(page, render.url, render.viewport)
+        else:
+            rendered = await renderer.render(render.url, render.viewport)
     except RenderFailed as failure:
         waiters = await services.fail_render(redis, render, failure.code, failure.message)
         log.info("screenshot of %s failed (%s): %s", render.url, failure.code, failure.message)

@@ -21,7 +21,7 @@ VISITOR_TOKEN_TTL_SECONDS = 15 * 60
 _PURPOSE = b"parley realtime token v1"
 
 
-class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     kind: Literal["agent", "visitor"]
     exp: int
     """Unix time after which the token is refused."""
@@ -33,6 +33,10 @@ class TokenClaims(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     read_only: bool = False
     api_key_id: int | None = None
     """Agents: the API key the token was made with, if any (its socket dies with the key)."""
+    public_key: str | None = None
+    """Visitors: the widget key the session was opened with. The widget API and the socket
+    refuse the token once that key is rotated away (``unknown_widget_key``) and check the page's
+    origin against the key's project on every call."""
 
 
 class InvalidToken(Exception):
@@ -79,10 +83,18 @@ def agent_token(
 
 
 def visitor_token(
-    project_id: int, visitor_uid: str, secret_key: str, *, now: float | None = None
+    project_id: int,
+    visitor_uid: str,
+    secret_key: str,
+    *,
+    public_key: str | None = None,
+    ttl_seconds: int = VISITOR_TOKEN_TTL_SECONDS,
+    now: float | None = None,
 ) -> tuple[str, TokenClaims]:
-    exp = int((now if now is not None else time.time()) + VISITOR_TOKEN_TTL_SECONDS)
-    claims = TokenClaims(kind="visitor", exp=exp, project_id=project_id, visitor_uid=visitor_uid)
+    exp = int((now if now is not None else time.time()) + ttl_seconds)
+    claims = TokenClaims(
+        kind="visitor", exp=exp, project_id=project_id, visitor_uid=visitor_uid, public_key=public_key
+    )
     return sign(claims, secret_key), claims
 
 

@@ -37,8 +37,10 @@ from server.chat.visitors import (
 )
 from server.errors import NotFound, Unauthorized
 from server.ratelimit import Limit, enforce
+from server.screenshots.schemas import SnapshotAck, SnapshotUpload
+from server.screenshots.services import receive_snapshot
 from server.tenancy.widget_cache import project_deleted
-from server.web_state import redis_of, sender_of, settings_of
+from server.web_state import redis_of, screenshot_queue_of, sender_of, settings_of
 
 SESSIONS_PER_IP = Limit(scope="widget-session-ip", limit=120, window_seconds=60)
 RECENT_MESSAGES = 50
@@ -105,7 +107,13 @@ async def open_session(request: Request[Any, Any, Any], data: JSONBody[SessionRe
     identity = verify_identity(data.identity, project.identity_secret, enforce=project.enforce_identity)
     visitor = await open_visit(project.id, data.visitor_uid, identity)
     settings = settings_of(request.app)
-    token, claims = visitor_token(project.id, visitor.uid, settings.security.secret_key)
+    token, claims = visitor_token(
+        project.id,
+        visitor.uid,
+        settings.security.secret_key,
+        public_key=data.public_key,
+        ttl_seconds=settings.security.visitor_token_seconds,
+    )
     profile = await visitor_profile(project.id, visitor.uid)
     return SessionView(
         visitor_uid=visitor.uid,
@@ -125,7 +133,10 @@ async def open_session(request: Request[Any, Any, Any], data: JSONBody[SessionRe
     )
 
 
-def visitor_claims(request: Request[Any, Any, Any]) -> TokenClaims:
+async def visitor_claims(request: Request[Any, Any, Any]) -> TokenClaims:
+    """The visitor token's claims, checked like the session: its widget key must still be the
+    project's (a rotated key: 404 ``unknown_widget_key``) and the page's ``Origin`` one of the
+    project's allowed origins (403 ``origin_not_allowed``), on every call, not only at ``/session``."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -136,12 +147,17 @@ def visitor_claims(request: Request[Any, Any, Any]) -> TokenClaims:
         raise Unauthorized(str(error), code="invalid_token") from None
     if claims.kind != "visitor" or claims.project_id is None or claims.visitor_uid is None:
         raise Unauthorized("This is not a visitor token.", code="invalid_token")
+    if claims.public_key is not None:  # tokens made before keys were bound carry none
+        project = await project_by_public_key(redis_of(request.app), claims.public_key)
+        if project.id != claims.project_id:
+            raise NotFound("Unknown widget key.", code="unknown_widget_key")
+        check_origin(project, request.headers.get("origin"))
     return claims
 
 
 @get("/conversations", opt=public(), summary="The visitor's own conversations with recent messages")
 async def my_conversations(request: Request[Any, Any, Any]) -> VisitorConversations:
-    claims = visitor_claims(request)
+    claims = await visitor_claims(request)
     assert claims.project_id is not None and claims.visitor_uid is not None
     visitor = await visitor_by_uid(claims.project_id, claims.visitor_uid)
     rows = (
@@ -168,7 +184,7 @@ async def send_visitor_message(
     request: Request[Any, Any, Any], data: JSONBody[WidgetMessageCreate]
 ) -> SendAck:
     """Opens a conversation when the visitor has no open one (the worker decides, in order)."""
-    claims = visitor_claims(request)
+    claims = await visitor_claims(request)
     assert claims.project_id is not None
     if await project_deleted(redis_of(request.app), claims.project_id):
         raise NotFound("No such project.")
@@ -222,8 +238,8 @@ class AgentList(msgspec.Struct):
     items: list[AgentView]
 
 
-def _visitor_of(request: Request[Any, Any, Any]) -> tuple[int, str]:
-    claims = visitor_claims(request)
+async def _visitor_of(request: Request[Any, Any, Any]) -> tuple[int, str]:
+    claims = await visitor_claims(request)
     assert claims.project_id is not None and claims.visitor_uid is not None
     return claims.project_id, claims.visitor_uid
 
@@ -233,7 +249,7 @@ async def update_visitor(
     request: Request[Any, Any, Any], data: JSONBody[ProfileUpdate]
 ) -> VisitorProfileView:
     """Never changes a verified (signed) visitor's name or e-mail; attributes merge (null removes)."""
-    project_id, uid = _visitor_of(request)
+    project_id, uid = await _visitor_of(request)
     profile = await update_visitor_profile(
         project_id, uid, name=data.name, email=data.email, attributes=data.attributes
     )
@@ -243,7 +259,7 @@ async def update_visitor(
 @post("/contact", opt=public(), status_code=202, summary="Leave an e-mail address while nobody is online")
 async def leave_contact(request: Request[Any, Any, Any], data: JSONBody[ContactRequest]) -> SendAck:
     """Kept on the visitor, and sent as the visitor's message so that agents find it in the inbox."""
-    project_id, uid = _visitor_of(request)
+    project_id, uid = await _visitor_of(request)
     await update_visitor_profile(project_id, uid, name=data.name, email=data.email)
     body = data.message.strip() or "(left an e-mail address)"
     command = SendMessage(
@@ -258,16 +274,41 @@ async def leave_contact(request: Request[Any, Any, Any], data: JSONBody[ContactR
 
 @get("/availability", opt=public(), summary="Whether an agent is online now")
 async def availability(request: Request[Any, Any, Any]) -> Availability:
-    project_id, _ = _visitor_of(request)
+    project_id, _ = await _visitor_of(request)
     return Availability(agents_online=await agents_online(redis_of(request.app), project_id))
 
 
 @get("/agents", opt=public(), summary="Display names of the project's agents, for their messages")
 async def agents(request: Request[Any, Any, Any]) -> AgentList:
-    project_id, _ = _visitor_of(request)
+    project_id, _ = await _visitor_of(request)
     return AgentList(
         items=[AgentView(id=agent.id, name=agent.name) for agent in await agent_names(project_id)]
     )
+
+
+@post(
+    "/snapshots/{snapshot_id:str}",
+    opt=public(),
+    status_code=202,
+    request_max_body_size=4_200_000,
+    summary="The widget's sanitised copy of its page, asked for by screenshot.requested",
+)
+async def send_snapshot(
+    request: Request[Any, Any, Any], snapshot_id: str, data: JSONBody[SnapshotUpload]
+) -> SnapshotAck:
+    """Only for a request made to this visitor (the event's ``snapshot_id``), once; the body's size
+    is capped by ``SCREENSHOT_SNAPSHOT_MAX_BYTES`` (docs/screenshots.md, "DOM snapshots")."""
+    project_id, uid = await _visitor_of(request)
+    accepted = await receive_snapshot(
+        redis_of(request.app),
+        screenshot_queue_of(request.app),
+        settings_of(request.app).screenshots,
+        project_id=project_id,
+        visitor_uid=uid,
+        snapshot_id=snapshot_id,
+        upload=data,
+    )
+    return SnapshotAck(accepted=accepted)
 
 
 class WidgetCORS:
@@ -312,6 +353,7 @@ widget_router = Router(
             leave_contact,
             availability,
             agents,
+            send_snapshot,
         ]
     ),
     middleware=[DefineMiddleware(WidgetCORS)],

@@ -24,7 +24,12 @@ from server.api.access import public
 
 ROOT = Path(__file__).resolve().parent.parent.parent / "static"
 LOADER = ROOT / "widget" / "loader.js"
-MODULES = {"panel": ROOT / "widget" / "panel.js", "client": ROOT / "js" / "parley-client.js"}
+MODULES = {
+    "panel": ROOT / "widget" / "panel.js",
+    "client": ROOT / "js" / "parley-client.js",
+    "snapshot": ROOT / "widget" / "snapshot.js",
+}
+"""``snapshot`` is loaded only when an agent asks a project with DOM snapshots on for one."""
 MANIFEST_PLACEHOLDER = '"__PARLEY_MANIFEST__"'
 LOADER_MAX_AGE = 300
 HASHED_MAX_AGE = 31_536_000

@@ -22,7 +22,11 @@ class EventType(StrEnum):
     TYPING_STOPPED = "typing.stopped"
     SCREENSHOT_READY = "screenshot.ready"
     SCREENSHOT_FAILED = "screenshot.failed"
+    SCREENSHOT_REQUESTED = "screenshot.requested"
 
 
 AGENT_TARGETED_EVENTS = frozenset({EventType.SCREENSHOT_READY, EventType.SCREENSHOT_FAILED})
 """Events for one agent only (its every tab): their ``data.agent_user_id`` names the agent."""
+
+VISITOR_TARGETED_EVENTS = frozenset({EventType.SCREENSHOT_REQUESTED})
+"""Events for one visitor only (its every tab), never agents: ``data.visitor_uid`` names it."""

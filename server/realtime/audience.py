@@ -12,6 +12,9 @@ Rules, failing closed:
 - an agent-targeted event (:data:`~server.outbox.events.AGENT_TARGETED_EVENTS`, e.g. a
   screenshot the agent asked for) goes to that agent's own sockets only, ``u:<project>:<user id>``,
   and to nobody when it names no agent;
+- a visitor-targeted event (:data:`~server.outbox.events.VISITOR_TARGETED_EVENTS`: an agent's
+  request for a DOM snapshot) goes to the sockets of the visitor its ``data.visitor_uid`` names,
+  of the envelope's project, and to no agent;
 - a visitor receives only events of its own conversations, only of the kinds in
   :data:`VISITOR_EVENTS`, never a private note (a ``message.created`` whose ``private`` is not
   explicitly ``false`` counts as private), never another visitor's data (navigation and presence
@@ -23,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.outbox.envelope import Envelope
-from server.outbox.events import AGENT_TARGETED_EVENTS, EventType
+from server.outbox.events import AGENT_TARGETED_EVENTS, VISITOR_TARGETED_EVENTS, EventType
 
 VISITOR_NAMESPACE = "/visitor"
 AGENT_NAMESPACE = "/agent"
@@ -103,6 +106,11 @@ def audience(envelope: Envelope, conversation_visitor_uid: str | None) -> list[t
         if not isinstance(user_id, int) or isinstance(user_id, bool):
             return []
         return [(AGENT_NAMESPACE, agent_user_topic(envelope.project_id, user_id))]
+    if envelope.type in VISITOR_TARGETED_EVENTS:
+        visitor_uid = envelope.data.get("visitor_uid")
+        if not isinstance(visitor_uid, str) or not visitor_uid:
+            return []
+        return [(VISITOR_NAMESPACE, visitor_topic(envelope.project_id, visitor_uid))]
     targets = [(AGENT_NAMESPACE, agent_topic(envelope.project_id))]
     if (
         conversation_visitor_uid is not None

@@ -1,8 +1,9 @@
 """Who is on the other end of a namespace CONNECT: visitor or agent, from the ``auth`` payload.
 
 - ``/visitor``: ``{token}``, a visitor token from the widget session (bound to project + visitor
-  uid). Optional ``project_id`` must match the token's. A browser's ``Origin`` must pass the
-  project's allowed origins (:mod:`server.tenancy.origins`, the rule REST uses too).
+  uid + widget key). Optional ``project_id`` must match the token's. The token's widget key must
+  still be the project's (``unknown_widget_key`` once rotated), and a browser's ``Origin`` must
+  pass the project's allowed origins (:mod:`server.tenancy.origins`, the rule REST uses too).
 - ``/agent``: ``{token}``, an agent token (``POST /api/v1/realtime/token``) or an API key (also
   accepted as ``{api_key}``). Optional ``projects: [id, ...]`` narrows the events to those
   projects; asking for one the agent may not see is refused.
@@ -20,11 +21,14 @@ from server.accounts.tokens import InvalidToken, TokenClaims, verify
 from server.realtime.connection import AgentPrincipal, VisitorPrincipal
 from server.realtime.store import Store
 from server.tenancy.access import Actor, visible_project_ids
+from server.tenancy.origins import AllowedOrigins
 from server.tenancy.queries import actor_for
 
 MAX_PROJECTS_ASKED = 1000
 
 ApiKeyHook = Callable[[str], Awaitable[Actor | None]]
+WidgetLookup = Callable[[str], Awaitable[tuple[int, AllowedOrigins] | None]]
+"""Public widget key -> (project id, allowed origins), None when no project has that key."""
 
 
 class AuthError(Exception):
@@ -60,10 +64,29 @@ def _claims(token: str, secret_key: str) -> TokenClaims:
 
 
 class Authenticator:
-    def __init__(self, store: Store, secret_key: str, api_key_hook: ApiKeyHook | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        secret_key: str,
+        api_key_hook: ApiKeyHook | None,
+        widget_lookup: WidgetLookup | None = None,
+    ) -> None:
         self._store = store
         self._secret_key = secret_key
         self._api_key_hook = api_key_hook
+        self._widget_lookup = widget_lookup
+
+    async def _origins_of(self, claims: TokenClaims) -> AllowedOrigins:
+        """The allowed origins that apply to a visitor token: its widget key's project's, read
+        through the widget cache (so a rotated key or a changed origin counts at once), or the
+        project's for tokens that name no key."""
+        assert claims.project_id is not None
+        if claims.public_key is None or self._widget_lookup is None:
+            return await self._store.allowed_origins(claims.project_id)
+        found = await self._widget_lookup(claims.public_key)
+        if found is None or found[0] != claims.project_id:
+            raise AuthError("unknown_widget_key", "the widget key was rotated or removed: open a new session")
+        return found[1]
 
     async def visitor(self, auth: dict[str, Any], origin: str | None) -> VisitorPrincipal:
         claims = _claims(_token_of(auth), self._secret_key)
@@ -73,7 +96,8 @@ class Authenticator:
         if asked is not None and asked != claims.project_id:
             raise AuthError("wrong_project", "the token belongs to another project")
         # The one origin rule, as on the REST widget API (server/tenancy/origins.py).
-        if origin is not None and not (await self._store.allowed_origins(claims.project_id)).allows(origin):
+        origins = await self._origins_of(claims)
+        if origin is not None and not origins.allows(origin):
             raise AuthError("origin_not_allowed", f"origin {origin[:100]} is not allowed for this project")
         return VisitorPrincipal(project_id=claims.project_id, visitor_uid=claims.visitor_uid)
 

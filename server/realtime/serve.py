@@ -19,6 +19,8 @@ from typing import Any
 
 from socketify import App
 
+from server.chat.visitors import project_by_public_key
+from server.errors import NotFound
 from server.realtime.access import AccessWatch
 from server.realtime.auth import Authenticator, load_api_key_hook
 from server.realtime.background import cancel_all
@@ -31,6 +33,7 @@ from server.realtime.presence import Presence
 from server.realtime.store import Store
 from server.redis_client import Keys, make_redis
 from server.settings import Settings, configure_logging, get_settings
+from server.tenancy.origins import AllowedOrigins
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,14 @@ class Process:
         self.background: list[asyncio.Task[None]] = []
         self.exit_code = 0
 
+    async def _widget_lookup(self, public_key: str) -> tuple[int, AllowedOrigins] | None:
+        """The widget API's own cached lookup (Redis, dropped whenever the project row changes)."""
+        try:
+            project = await project_by_public_key(self.redis, public_key)
+        except NotFound:
+            return None
+        return project.id, AllowedOrigins(project.allowed_origins)
+
     def build(self) -> Gateway:
         store = self.store
         fanout_holder: dict[str, Fanout] = {}
@@ -117,7 +128,9 @@ class Process:
                 check_seconds=self.config.subscription_check_ms / 1000,
             ),
             presence=presence,
-            authenticator=Authenticator(store, self.settings.security.secret_key, load_api_key_hook()),
+            authenticator=Authenticator(
+                store, self.settings.security.secret_key, load_api_key_hook(), self._widget_lookup
+            ),
             services=services,
         )
         fanout_holder["fanout"] = gateway.fanout

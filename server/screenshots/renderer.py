@@ -183,7 +183,7 @@ class Renderer:
                 log.debug("stopping Playwright: %s", error)
             self._playwright = None
 
-    async def _open(self, browser: Any, viewport_name: str) -> Prepared:
+    async def _open(self, browser: Any, viewport_name: str, *, javascript: bool = True) -> Prepared:
         """A new context (its own proxy) and page: nothing of an earlier render is in it."""
         viewport = VIEWPORTS[viewport_name]
         proxy = RenderProxy(self.policy, max_bytes=self.settings.max_page_bytes, resolver=self._resolver)
@@ -198,7 +198,7 @@ class Renderer:
                 proxy={"server": proxy_url},
                 service_workers="block",
                 accept_downloads=False,
-                java_script_enabled=True,
+                java_script_enabled=javascript,
             )
             page = await context.new_page()
         except BaseException:
@@ -249,6 +249,39 @@ class Renderer:
                 )
         except TimeoutError:
             raise RenderFailed("render_timeout", f"The page did not load within {limit:g} s.") from None
+        finally:
+            if prepared is not None:
+                await prepared.close()
+
+    async def render_snapshot(self, html: str, url: str, viewport_name: str) -> Rendered:
+        """Draw a widget's DOM snapshot as the document at ``url`` (already checked by web).
+
+        The document request is answered with ``html``, so relative links resolve against the
+        page's own address; every other request goes through the filtering proxy like a URL
+        render's. JavaScript is off in this context: the widget removed scripts and handlers,
+        and nothing in the copy can run even if a page smuggled some past it.
+        """
+        browser = await self._ensure_browser()
+        self.renders += 1
+        started = time.perf_counter()
+        limit = self.settings.timeout_ms / 1000
+        prepared: Prepared | None = None
+        body = html.encode()
+
+        async def fulfil(route: Any) -> None:
+            await route.fulfill(status=200, content_type="text/html; charset=utf-8", body=body)
+
+        try:
+            async with asyncio.timeout(limit):
+                prepared = await self._open(browser, viewport_name, javascript=False)
+                await prepared.page.route(lambda address: address == url, fulfil)
+                return await _unless_over_limit(
+                    self._shoot(prepared.page, url, prepared.proxy, started, limit, VIEWPORTS[viewport_name]),
+                    prepared.proxy,
+                    self.settings.max_page_bytes,
+                )
+        except TimeoutError:
+            raise RenderFailed("render_timeout", f"The snapshot did not load within {limit:g} s.") from None
         finally:
             if prepared is not None:
                 await prepared.close()

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from saq.queue.base import Queue
 
 from server.chat.tables import Visitor
-from server.errors import Conflict, NotFound, Unavailable
+from server.errors import Conflict, Invalid, NotFound, Unavailable
 from server.outbox.envelope import Envelope, encode, project_channel
 from server.outbox.events import EventType
 from server.ratelimit import enforce
@@ -39,9 +39,12 @@ from server.screenshots import ratelimit_rules
 from server.screenshots.guard import AddressPolicy, Resolver, checked_addresses, system_resolver
 from server.screenshots.schemas import (
     HandleInfo,
+    Mode,
     RenderJob,
     ScreenshotError,
     ScreenshotView,
+    SnapshotRequest,
+    SnapshotUpload,
     State,
     Viewport,
 )
@@ -62,6 +65,10 @@ HANDLE_EXTRA_SECONDS = 300
 """A handle outlives the cache's TTL by this much, so an expired image reads as expired, not unknown."""
 RENDERER_REPORT_SECONDS = 30
 """A screenshot worker's report of itself counts for this long (it reports every 10 s)."""
+SNAPSHOT_WAIT_SECONDS = 20
+"""How long a DOM-snapshot render waits for the visitor's widget to send its copy of the page."""
+SNAPSHOT_KEEP_SECONDS = 60
+"""How long a received snapshot waits in Redis for the worker that draws it."""
 
 # A lock's value is "<state>:<render id>"; ``string.match(lock, ':(.*)$')`` is the render id.
 _CLAIM = """
@@ -136,6 +143,7 @@ def view_of(info: HandleInfo, state: State, error: ScreenshotError | None = None
         viewport=info.viewport,
         href=_href(info.project_id, info.id),
         requested_at=info.requested_at,
+        mode=info.mode,
         code=error.code if error is not None else None,
         message=error.message if error is not None else None,
     )
@@ -186,26 +194,45 @@ async def request_screenshot(
     visitor_id: int,
     requested_by: int,
     viewport: Viewport,
+    mode: Mode | None = None,
     resolver: Resolver = system_resolver,
 ) -> ScreenshotView:
     """An agent asks for a screenshot of a visitor's current page; returns the new handle.
 
+    ``mode`` ``url`` renders the page's address; ``snapshot`` asks the visitor's widget for a
+    sanitised copy of its page (``screenshot.requested`` to the visitor's sockets), drawn once it
+    arrives (:func:`receive_snapshot`); None picks ``snapshot`` where the project turned DOM
+    snapshots on, else ``url``.
+
     Errors: unknown visitor 404; no current page 409 ``no_current_page``; a page outside the
     project's allowed origins 422 ``origin_not_allowed``, not ``http(s)`` 422 ``url_not_allowed``,
-    on a refused address 422 ``address_not_allowed``; no working renderer 503
-    ``screenshots_unavailable``; too many requests 429.
+    on a refused address 422 ``address_not_allowed``; a snapshot where the project did not turn
+    them on 409 ``snapshots_disabled``, of a visitor with no widget connected 409
+    ``visitor_offline``; no working renderer 503 ``screenshots_unavailable``; too many requests 429.
     """
     message = "Too many screenshot requests; try again later."
     await enforce(redis, ratelimit_rules.PER_AGENT, f"{project_id}:{requested_by}", message)
     await enforce(redis, ratelimit_rules.PER_PROJECT, str(project_id), message)
     row: dict[str, Any] | None = (
-        await Visitor.select(Visitor.uid, Visitor.project.allowed_origins.as_alias("allowed_origins"))
+        await Visitor.select(
+            Visitor.uid,
+            Visitor.project.allowed_origins.as_alias("allowed_origins"),
+            Visitor.project.dom_snapshots.as_alias("dom_snapshots"),
+        )
         .where((Visitor.project == project_id) & (Visitor.id == visitor_id))
         .first()
     )
     if row is None:
         raise NotFound("No such visitor.")
     visitor_uid: str = row["uid"]
+    if mode is None:
+        mode = "snapshot" if row["dom_snapshots"] else "url"
+    if mode == "snapshot" and not row["dom_snapshots"]:
+        raise Conflict(
+            "DOM snapshots are off in this project: a manager turns them on in the project's settings "
+            "(dom_snapshots), or ask for mode url.",
+            code="snapshots_disabled",
+        )
     raw_location = await redis.get(Keys.visitor_location(project_id, visitor_uid))
     location_url = msgspec.json.decode(raw_location).get("url") if raw_location else None
     if not isinstance(location_url, str) or not location_url:
@@ -218,9 +245,18 @@ async def request_screenshot(
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     await checked_addresses(parts.hostname or "", port, AddressPolicy(settings.allow_loopback), resolver)
+    if mode == "snapshot" and not await _visitor_connected(redis, project_id, visitor_uid):
+        raise Conflict(
+            "The visitor's widget is not connected: nothing can send the page.", code="visitor_offline"
+        )
     await check_renderer_available(redis)
 
-    digest = cache_digest(url, viewport)
+    # A snapshot shows one visitor's page: its image is never another visitor's cache hit.
+    digest = (
+        cache_digest(url, viewport)
+        if mode == "url"
+        else cache_digest(url, f"{viewport}\nsnapshot\n{visitor_uid}")
+    )
     info = HandleInfo(
         id="s_" + secrets.token_urlsafe(12),
         project_id=project_id,
@@ -231,6 +267,7 @@ async def request_screenshot(
         digest=digest,
         requested_by=requested_by,
         requested_at=time.time(),
+        mode=mode,
     )
     claimed = await redis.eval(
         _CLAIM,
@@ -242,7 +279,7 @@ async def request_screenshot(
         msgspec.json.encode(info),
         settings.cache_seconds + HANDLE_EXTRA_SECONDS,
         info.id,
-        QUEUED_LOCK_SECONDS,
+        QUEUED_LOCK_SECONDS if mode == "url" else SNAPSHOT_WAIT_SECONDS,
         secrets.token_urlsafe(9),
     )
     outcome, render_id = _text(claimed[0]), _text(claimed[1])
@@ -257,15 +294,109 @@ async def request_screenshot(
             viewport=viewport,
             render_id=render_id,
             keep_seconds=settings.cache_seconds + HANDLE_EXTRA_SECONDS,
+            snapshot=mode == "snapshot",
         )
-        await queue.enqueue(
-            RENDER_JOB,
-            key=f"screenshot:{project_id}:{render_id}",
-            timeout=int(settings.timeout_ms / 1000) + RENDERING_LOCK_MARGIN_SECONDS,
-            retries=1,
-            job=msgspec.to_builtins(job),
-        )
+        if mode == "snapshot":
+            await _ask_for_snapshot(redis, settings, visitor_uid, job)
+        else:
+            await _enqueue_render(queue, settings, job)
     return view_of(info, "queued")
+
+
+async def _enqueue_render(queue: Queue, settings: ScreenshotSettings, job: RenderJob) -> None:
+    await queue.enqueue(
+        RENDER_JOB,
+        key=f"screenshot:{job.project_id}:{job.render_id}",
+        timeout=int(settings.timeout_ms / 1000) + RENDERING_LOCK_MARGIN_SECONDS,
+        retries=1,
+        job=msgspec.to_builtins(job),
+    )
+
+
+async def _visitor_connected(redis: Redis, project_id: int, visitor_uid: str) -> bool:
+    """A socket of the visitor's widget is live (its heartbeat expiry, in ms, lies ahead)."""
+    live: int = await redis.zcount(
+        Keys.presence_sockets(project_id, "visitor", visitor_uid), int(time.time() * 1000), "+inf"
+    )
+    return live > 0
+
+
+async def _ask_for_snapshot(
+    redis: Redis, settings: ScreenshotSettings, visitor_uid: str, job: RenderJob
+) -> None:
+    """Keep the render for the widget's answer and ask the visitor's sockets (every tab) for it."""
+    snapshot_id = "snap_" + secrets.token_urlsafe(16)
+    request = SnapshotRequest(visitor_uid=visitor_uid, job=job)
+    await redis.set(
+        Keys.screenshot_snapshot_request(job.project_id, snapshot_id),
+        msgspec.json.encode(request),
+        ex=SNAPSHOT_WAIT_SECONDS,
+    )
+    data = {"visitor_uid": visitor_uid, "snapshot_id": snapshot_id, "max_bytes": settings.snapshot_max_bytes}
+    envelope = Envelope(
+        type=EventType.SCREENSHOT_REQUESTED, project_id=job.project_id, at=time.time(), data=data
+    )
+    await redis.publish(project_channel(job.project_id), encode(envelope))
+
+
+async def receive_snapshot(
+    redis: Redis,
+    queue: Queue,
+    settings: ScreenshotSettings,
+    *,
+    project_id: int,
+    visitor_uid: str,
+    snapshot_id: str,
+    upload: SnapshotUpload,
+) -> bool:
+    """The widget's copy of its page: queue its render (``True``), or end the render with the
+    widget's reason. One use: the first tab to answer wins, later answers are 404.
+
+    Errors: an unknown, expired, answered or another visitor's request 404
+    ``snapshot_not_requested``; a copy larger than ``snapshot_max_bytes`` 422
+    ``snapshot_too_large`` (the render fails with that reason too); neither ``html`` nor
+    ``error`` 422.
+    """
+    if upload.html is None and upload.error is None:
+        raise Invalid("Send html, or error when there is no snapshot.", fields={"html": "required"})
+    key = Keys.screenshot_snapshot_request(project_id, snapshot_id)
+    raw = await redis.get(key) if snapshot_id.startswith("snap_") and len(snapshot_id) <= 40 else None
+    request = msgspec.json.decode(raw, type=SnapshotRequest) if raw is not None else None
+    if request is None or request.visitor_uid != visitor_uid or not await redis.delete(key):
+        raise NotFound(
+            "No such snapshot request (it expired or was answered).", code="snapshot_not_requested"
+        )
+    job = request.job
+    if upload.html is not None and len(upload.html.encode()) > settings.snapshot_max_bytes:
+        upload = SnapshotUpload(error="snapshot_too_large")
+    if upload.error is not None:
+        reasons = {
+            "snapshot_too_large": f"The visitor's page is larger than {settings.snapshot_max_bytes} bytes.",
+            "snapshot_failed": "The visitor's widget could not copy the page.",
+        }
+        await fail_render(redis, job, upload.error, reasons[upload.error])
+        if upload.error == "snapshot_too_large":
+            raise Invalid(reasons[upload.error], code="snapshot_too_large")
+        return False
+    assert upload.html is not None
+    await redis.set(
+        Keys.screenshot_snapshot(project_id, job.render_id), upload.html, ex=SNAPSHOT_KEEP_SECONDS
+    )
+    await redis.set(
+        Keys.screenshot_render(project_id, job.digest), f"queued:{job.render_id}", ex=QUEUED_LOCK_SECONDS
+    )
+    await _enqueue_render(queue, settings, job)
+    return True
+
+
+async def take_snapshot(redis: Redis, job: RenderJob) -> str | None:
+    """The worker takes the page it draws (None: it expired before the worker came)."""
+    key = Keys.screenshot_snapshot(job.project_id, job.render_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.get(key)
+        pipe.delete(key)
+        raw, _ = await pipe.execute()
+    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 async def read_screenshot(
@@ -305,9 +436,15 @@ async def read_screenshot(
         return view_of(info, "queued")
     if state == "rendering":
         return view_of(info, "rendering")
-    error = ScreenshotError(
-        code="render_lost", message="The render was lost (its worker stopped); ask again."
-    )
+    if info.mode == "snapshot":
+        error = ScreenshotError(
+            code="snapshot_not_received",
+            message="The visitor's widget sent no copy of the page in time (closed or offline); ask again.",
+        )
+    else:
+        error = ScreenshotError(
+            code="render_lost", message="The render was lost (its worker stopped); ask again."
+        )
     return view_of(info, "failed", error)
 
 

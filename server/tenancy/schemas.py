@@ -35,6 +35,9 @@ class ProjectUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """Bottom corner of the page for the widget's launcher."""
     prechat_fields: Annotated[list[PrechatField], msgspec.Meta(max_length=2)] | UnsetType = UNSET
     """Asked by the widget before the first message (empty: nothing asked)."""
+    dom_snapshots: bool | UnsetType = UNSET
+    """Screenshots from a sanitised copy of the visitor's page, sent by the widget on an agent's
+    request (docs/screenshots.md: the privacy trade-off). Off by default."""
 
 
 class ProjectView(msgspec.Struct):
@@ -49,6 +52,8 @@ class ProjectView(msgspec.Struct):
     created_at: datetime
     launcher_position: LauncherPosition = "right"
     prechat_fields: list[PrechatField] = []
+    dom_snapshots: bool = False
+    """Screenshots may use the widget's DOM snapshot (docs/screenshots.md)."""
     role: Role | None = None
     """The caller's role in the project (admins: manager)."""
 

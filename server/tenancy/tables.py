@@ -67,6 +67,11 @@ class Project(Table, tablename="project"):
         help_text="Signs identified visitors (HMAC-SHA256 or JWT HS256).",
     )
     enforce_identity = Boolean(default=False, help_text="Reject identity claims that are not signed.")
+    dom_snapshots = Boolean(
+        default=False,
+        help_text="Screenshots may be drawn from a sanitised copy of the visitor's page sent by the "
+        "widget (shows signed-in pages; the visitor is told each time). Off by default.",
+    )
     created_at = Timestamptz(default=TimestamptzNow())
 
 

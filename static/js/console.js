@@ -1,7 +1,8 @@
 // The console's own script: only what htmx cannot do. No inline scripts anywhere (strict CSP).
 // - every htmx request carries the CSRF token from <meta name="csrf-token">;
 // - [data-copy] buttons copy the text of the element they name;
-// - [data-confirm-input] fields enable their form's submit button only once the typed text matches.
+// - [data-confirm-input] fields enable their form's submit button only once the typed text matches;
+// - the Settings page's widget preview is fed by static/js/widget-preview.js.
 (function () {
   "use strict";
 
@@ -39,29 +40,16 @@
     if (event.target.matches && event.target.matches("[data-confirm-input]")) syncConfirm(event.target);
   });
 
-  // The Settings page's widget sketch follows the appearance form (CSSOM, so no inline style).
-  function syncPreview(preview) {
-    var form = preview.closest("section").querySelector("form");
-    var color = form && form.querySelector('[name="widget_color"]');
-    var position = form && form.querySelector('[name="launcher_position"]:checked');
-    preview.style.setProperty("--preview-color", color ? color.value : preview.getAttribute("data-color"));
-    if (position) preview.setAttribute("data-position", position.value);
-    preview.querySelectorAll("[data-preview-text]").forEach(function (target) {
-      var field = document.getElementById(target.getAttribute("data-preview-text"));
-      if (field) target.textContent = field.value;
-    });
+  // The Settings page's live preview of the real widget (static/js/widget-preview.js), loaded
+  // only where the page has one.
+  function preview(root) {
+    var frame = root.querySelector ? root.querySelector("#widget-preview-frame") : null;
+    if (frame) import("/static/js/widget-preview.js").then(function (module) { module.attach(frame); });
   }
-
-  document.addEventListener("input", function (event) {
-    var section = event.target.closest && event.target.closest("section");
-    var preview = section && section.querySelector("#widget-preview");
-    if (preview) syncPreview(preview);
-  });
 
   function setup(root) {
     root.querySelectorAll("[data-confirm-input]").forEach(syncConfirm);
-    var preview = root.querySelector ? root.querySelector("#widget-preview") : null;
-    if (preview) syncPreview(preview);
+    preview(root);
   }
   document.addEventListener("DOMContentLoaded", function () { setup(document); });
   document.addEventListener("htmx:load", function (event) { setup(event.detail.elt); });

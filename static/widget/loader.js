@@ -13,6 +13,9 @@
   const base = new URL(script.src).origin;
   const stored = "parley:" + key;
   const say = (text) => console.error("Parley: " + text);
+  // data-preview: the console's Settings page draws the real panel from its form (postMessage
+  // from the same origin) without a session, a socket or storage.
+  const preview = script.hasAttribute("data-preview");
 
   // The host API. Calls before the panel loads are queued; a stub made by the host page
   // (window.Parley = function () { (Parley.q = Parley.q || []).push(arguments) }) is replayed.
@@ -97,13 +100,18 @@ background:#dc2626;color:#fff;font:700 12px/20px system-ui,sans-serif;text-align
 
   let loading = null;
   let visit = null;
+  let fresh = null;
+  let refused = false;
   function load() {
     if (loading || !visit) return loading;
-    loading = Promise.all([import(base + manifest.panel), import(base + manifest.client)]).then(([panel, client]) => {
+    // After the session's answer: a refused site or key never opens a socket (a returning
+    // visitor's launcher is drawn before it; offline, the saved session carries on).
+    loading = (fresh || Promise.resolve()).catch(() => {}).then(() => refused ? null : Promise.all([import(base + manifest.panel),
+      import(base + manifest.client)]).then(([panel, client]) => {
       impl = panel.mount({ element, root: element.shadowRoot, key, base, visit, fresh, session, read, write, emit,
-        say, Client: client.ParleyClient });
+        say, refuse, preview, snapshot: base + manifest.snapshot, Client: client.ParleyClient });
       for (const [name, args, resolve, reject] of queue.splice(0)) Promise.resolve(impl[name](...args)).then(resolve, reject);
-    }).catch((error) => say("the chat panel could not be loaded (" + error.message + ")"));
+    })).catch((error) => say("the chat panel could not be loaded (" + error.message + ")"));
     return loading;
   }
 
@@ -116,20 +124,42 @@ background:#dc2626;color:#fff;font:700 12px/20px system-ui,sans-serif;text-align
     else (window.requestIdleCallback || ((fn) => setTimeout(fn, 1500)))(load, { timeout: 4000 });
   }
 
+  /** The site or the key is refused (403 / 404, at the session, an API call or the socket):
+   * the widget leaves the page and says why, once. */
+  function refuse(error) {
+    if (refused) return;
+    refused = true;
+    element.remove();
+    if (impl && impl.stop) impl.stop();
+    try { localStorage.removeItem(stored); } catch { /* private mode */ }
+    for (const [, , , reject] of queue.splice(0)) reject(error);
+    say(error.code === "origin_not_allowed"
+      ? "this site (" + location.origin + ") is not an allowed origin of widget key " + key + "; add it in the project's settings."
+      : error.code === "unknown_widget_key"
+        ? "widget key " + key + " is unknown (rotated or removed): use the project's current key from its Install page."
+        : "the widget could not start: " + error.message + (error.code ? " (" + error.code + ")" : ""));
+  }
+
   (document.body || document.documentElement).appendChild(element);
+  if (preview) {
+    addEventListener("message", (event) => {
+      const widget = event.origin === location.origin && event.data && event.data.parleyPreview;
+      if (!widget) return;
+      if (!visit) start({ widget, agents_online: widget.online, visitor: {} });
+      visit.widget = widget;
+      show(visit);
+      if (impl) impl.preview(widget);
+      else load();
+    });
+    if (parent !== window) parent.postMessage({ parleyPreviewReady: true }, location.origin);
+    return;
+  }
   const saved = read();
-  const fresh = session();
+  fresh = session();
   // A returning visitor sees the launcher at once (and offline); the session is renewed behind it.
   if (saved && saved.token && saved.widget) start(saved);
   fresh.then((answer) => { if (!visit) start(answer); }, (error) => {
-    if (error.status === 403 || error.status === 404) {
-      element.remove();
-      try { localStorage.removeItem(stored); } catch { /* private mode */ }
-      say(error.code === "origin_not_allowed"
-        ? "this site (" + location.origin + ") is not an allowed origin of widget key " + key + "; add it in the project's settings."
-        : "the widget could not start: " + error.message + (error.code ? " (" + error.code + ")" : ""));
-    } else if (!visit) {
-      say("the chat service cannot be reached (" + error.message + (error.code ? ", " + error.code : "") + ")");
-    }
+    if (error.status === 403 || error.status === 404) refuse(error);
+    else if (!visit) say("the chat service cannot be reached (" + error.message + (error.code ? ", " + error.code : "") + ")");
   });
 })();

@@ -6,6 +6,7 @@
 const MAX_BODY = 5000;
 const RETRYABLE = new Set(["unavailable", "timeout", "disconnected", "not_connected", "rate_limited", "internal"]);
 const STATE_RANK = { sending: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
+const REFUSALS = new Set(["origin_not_allowed", "unknown_widget_key"]); // the widget leaves the page
 
 const STRINGS = {
   en: {
@@ -19,6 +20,7 @@ const STRINGS = {
     rateLimited: "You are sending messages too fast. Try again in {s} seconds.",
     gone: "This chat is no longer available.", refused: "The message was refused: {m}",
     newFrom: "New message from {name}", messages: "Messages", badEmail: "Please enter a valid e-mail address.",
+    snapshot: "Our support team took a snapshot of this page to help you (what you typed stays hidden).",
   },
   de: {
     chat: "Chat", open: "Chat öffnen", close: "Chat schließen", online: "Wir sind online", away: "Wir sind gerade nicht da",
@@ -31,6 +33,7 @@ const STRINGS = {
     rateLimited: "Sie senden zu schnell. Bitte in {s} Sekunden erneut versuchen.",
     gone: "Dieser Chat ist nicht mehr verfügbar.", refused: "Die Nachricht wurde abgelehnt: {m}",
     newFrom: "Neue Nachricht von {name}", messages: "Nachrichten", badEmail: "Bitte eine gültige E-Mail-Adresse eingeben.",
+    snapshot: "Unser Support hat eine Momentaufnahme dieser Seite gemacht, um Ihnen zu helfen (Ihre Eingaben bleiben verborgen).",
   },
 };
 
@@ -152,6 +155,7 @@ export function mount(ctx) {
   let readUpTo = new Map(); // conversation id -> seq read by an agent
   let historyLoaded = false;
   let ready = false;
+  let stopped = false;
 
   // ---- static text -------------------------------------------------------------------------
   launcher.setAttribute("aria-label", t("open"));
@@ -206,6 +210,7 @@ export function mount(ctx) {
     if (!response.ok) {
       const error = new Error(answer.message || "HTTP " + response.status);
       error.code = answer.code;
+      if (REFUSALS.has(error.code)) ctx.refuse(error);
       throw error;
     }
     return answer;
@@ -213,7 +218,13 @@ export function mount(ctx) {
 
   let refreshTimer = null;
   async function refresh(identity) {
-    const answer = await ctx.session(identity);
+    let answer;
+    try {
+      answer = await ctx.session(identity);
+    } catch (error) {
+      if (error.status === 403 || error.status === 404) ctx.refuse(error);
+      throw error;
+    }
     const switched = answer.visitor_uid !== visit.visitor_uid;
     visit = answer;
     agentsOnline = Boolean(answer.agents_online);
@@ -224,10 +235,13 @@ export function mount(ctx) {
     return answer;
   }
 
+  // Renew the token a minute before it expires (half its life when it lives under two minutes).
   function scheduleRefresh() {
     clearTimeout(refreshTimer);
-    const inMs = Math.max(5000, (visit.expires_at - 60) * 1000 - Date.now());
-    refreshTimer = setTimeout(() => refresh().catch(() => scheduleRefresh()), inMs);
+    if (stopped) return;
+    const left = visit.expires_at * 1000 - Date.now();
+    const inMs = Math.max(1000, left > 120000 ? left - 60000 : left / 2);
+    refreshTimer = setTimeout(() => refresh().catch(() => { refreshTimer = setTimeout(scheduleRefresh, 5000); }), inMs);
   }
 
   // ---- rendering -----------------------------------------------------------------------------
@@ -392,7 +406,7 @@ export function mount(ctx) {
   }
 
   function markRead() {
-    if (!isOpen || document.hidden) return;
+    if (!isOpen || document.hidden || ctx.preview) return;
     lastRead = load("read", {});
     for (const [id, entry] of boxes) {
       const top = Math.max(0, ...entry.seqs.keys());
@@ -430,9 +444,10 @@ export function mount(ctx) {
   async function loadHistory() {
     const answer = await rest("GET", "/conversations");
     const items = answer.items.slice().sort((a, b) => a.id - b.id);
+    // Also for conversations the client follows already (a live message started them): what
+    // lies below their first live message comes from here, shown once by seq.
     for (const conversation of items) {
-      if (client && client.conversations.has(conversation.id)) continue;
-      box(conversation.id, conversation.status);
+      box(conversation.id, boxes.has(conversation.id) ? undefined : conversation.status);
       for (const message of conversation.messages) show(message);
       if (client) client.track(conversation.id, conversation.last_seq);
     }
@@ -445,6 +460,7 @@ export function mount(ctx) {
 
   function connect() {
     if (client) client.close();
+    if (stopped) return;
     const socket = new ctx.Client({
       url: visit.realtime_url,
       namespace: "/visitor",
@@ -479,7 +495,8 @@ export function mount(ctx) {
       ready = true;
     });
     socket.on("connect_error", ({ code, message, fatal }) => {
-      if (fatal) ctx.say(`the chat connection was refused: ${message} (${code})`);
+      if (REFUSALS.has(code)) ctx.refuse({ code, message });
+      else if (fatal) ctx.say(`the chat connection was refused: ${message} (${code})`);
     });
     socket.on("message.created", ({ data, source }) => {
       const element = show(data);
@@ -518,6 +535,7 @@ export function mount(ctx) {
       clearTimeout(typingTimer);
       typingTimer = setTimeout(() => { typingLine.hidden = true; }, 8000);
     });
+    socket.on("screenshot.requested", ({ data }) => snapshot(data));
     socket.on("typing.stopped", ({ data }) => {
       if (data.sender && data.sender.kind === "agent") typingLine.hidden = true;
     });
@@ -619,6 +637,21 @@ export function mount(ctx) {
     typingSent = false;
   }
 
+  // ---- DOM snapshots (docs/screenshots.md): only projects that turned them on ever ask ------
+  async function snapshot(request) {
+    if (!request || !request.snapshot_id) return;
+    let body;
+    try {
+      const chunk = await import(ctx.snapshot);
+      body = chunk.snapshot(document, request.max_bytes);
+      chunk.notice(root, t("snapshot"), isOpen ? status : null);
+    } catch {
+      body = { error: "snapshot_failed" };
+    }
+    // Every tab of the visitor is asked; the first answer counts, the others get 404.
+    rest("POST", "/snapshots/" + encodeURIComponent(request.snapshot_id), body).catch(() => {});
+  }
+
   // ---- navigation and device info ------------------------------------------------------------
   let lastReported = "";
   function reportNavigation(force) {
@@ -629,17 +662,19 @@ export function mount(ctx) {
     if (client.notify("navigate", { url, title })) lastReported = current;
   }
   const soon = () => setTimeout(() => reportNavigation(false), 0);
-  for (const name of ["pushState", "replaceState"]) {
-    const original = history[name];
-    history[name] = function (...args) {
-      const result = original.apply(this, args);
-      soon();
-      return result;
-    };
+  if (!ctx.preview) {
+    for (const name of ["pushState", "replaceState"]) {
+      const original = history[name];
+      history[name] = function (...args) {
+        const result = original.apply(this, args);
+        soon();
+        return result;
+      };
+    }
+    addEventListener("popstate", soon);
+    addEventListener("hashchange", soon);
+    new MutationObserver(soon).observe(document.head || document.documentElement, { subtree: true, childList: true, characterData: true });
   }
-  addEventListener("popstate", soon);
-  addEventListener("hashchange", soon);
-  new MutationObserver(soon).observe(document.head || document.documentElement, { subtree: true, childList: true, characterData: true });
 
   function sendInfo() {
     const flag = storeKey("info");
@@ -733,13 +768,30 @@ export function mount(ctx) {
     if (event.key === storeKey("outbox")) for (const item of outbox()) showPending(item);
     if (event.key === storeKey("read")) { lastRead = load("read", {}); countUnread(); }
   });
-  setInterval(() => {
+  const availabilityTimer = setInterval(() => {
     if (isOpen && client && client.state === "connected") {
       rest("GET", "/availability").then((a) => { agentsOnline = a.agents_online; renderAvailability(); }, () => {});
     }
   }, 30000);
 
   // ---- start ---------------------------------------------------------------------------------
+  if (ctx.preview) {
+    // The console's live preview: a new visitor's open panel as the form describes it, drawn by
+    // this very code; inert (no focus taken from the form), no request, no socket, no storage.
+    const update = (widget) => {
+      visit = { ...visit, widget };
+      agentsOnline = Boolean(widget.online);
+      applySettings();
+    };
+    element.inert = true;
+    isOpen = true;
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    update(visit.widget);
+    const nothing = async () => {};
+    return { preview: update, stop: nothing, open: nothing, close: nothing, toggle: nothing, send: nothing,
+      identify: nothing, reset: nothing, setAttributes: nothing };
+  }
   applySettings();
   renderMute();
   for (const item of outbox()) showPending(item);
@@ -756,6 +808,13 @@ export function mount(ctx) {
   loadHistory().catch(() => {}).finally(connect);
 
   return {
+    /** Refused (the loader calls it): no socket, no timers, nothing more sent. */
+    stop() {
+      stopped = true;
+      clearTimeout(refreshTimer);
+      clearInterval(availabilityTimer);
+      if (client) client.close();
+    },
     open,
     close,
     toggle: () => (isOpen ? close() : open()),

@@ -30,7 +30,7 @@ async def test_loader_is_short_cached_and_names_hashed_modules(client: httpx.Asy
     assert response.headers["access-control-allow-origin"] == "*"
     assert "__PARLEY_MANIFEST__" not in response.text
     modules = _modules(response.text)
-    assert len(modules) == 2, response.text[:400]
+    assert len(modules) == 3, response.text[:400]  # panel, client, and the lazy snapshot chunk
     for path in modules:
         module = await client.get(path, headers={"accept-encoding": "identity"})
         assert module.status_code == 200, path

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
+from redis.asyncio import Redis
 
 from server.chat.tables import Visitor
+from server.tenancy import services
 from tests.browser.conftest import LiveStack
 from tests.browser.support import screenshot
 from tests.browser.widget_support import panel_of, type_and_send, widget_world
@@ -25,6 +27,8 @@ async def test_disallowed_origin_shows_nothing_and_says_why_once(
         live_stack.web_url, live_stack.realtime_url, settings.security.secret_key, allowed=False
     ) as world:
         page = await new_page()
+        sockets: list[str] = []
+        page.on("websocket", lambda socket: sockets.append(socket.url))
         refused = page.wait_for_event("console", lambda m: m.type == "error" and "Parley" in m.text)
         await page.goto(world.site.origin + "/")
         message = await refused
@@ -34,6 +38,40 @@ async def test_disallowed_origin_shows_nothing_and_says_why_once(
         parley_lines = [line for line in page.console_lines if "Parley" in line]  # type: ignore[attr-defined]
         assert len(parley_lines) == 1, parley_lines
         assert await Visitor.count().where(Visitor.project == world.project.id) == 0  # no session either
+        assert sockets == []  # and no socket
+
+
+async def test_a_rotated_key_takes_the_widget_off_the_page_with_one_line(
+    live_stack: LiveStack, new_page: NewPage, settings: Any, redis: Redis
+) -> None:
+    """A returning visitor (session and token in localStorage) on a page that still carries the
+    old key: the launcher drawn from the saved session goes, no socket opens, one line says why."""
+    async with widget_world(
+        live_stack.web_url, live_stack.realtime_url, settings.security.secret_key
+    ) as world:
+        page = await new_page()
+        panel = await panel_of(page, world.site.origin + "/")
+        await type_and_send(panel, "Before the rotation")
+        await world.online().wait_for(lambda: world.online().messages("visitor"))
+        old_key = world.project.public_key
+        stored = await page.evaluate(f"() => localStorage.getItem('parley:{old_key}')")
+        assert stored and "token" in stored
+
+        await services.rotate_widget_key(redis, world.project.id)
+        sockets: list[str] = []
+        page.on("websocket", lambda socket: sockets.append(socket.url))
+        lines_before = len(page.console_lines)  # type: ignore[attr-defined]
+        refused = page.wait_for_event("console", lambda m: m.type == "error" and "Parley" in m.text)
+        await page.reload()
+        message = await refused
+        assert old_key in message.text and "rotated" in message.text, message.text
+        await page.wait_for_load_state("networkidle")
+        assert await page.locator("parley-widget").count() == 0
+        new_lines = page.console_lines[lines_before:]  # type: ignore[attr-defined]
+        assert len([line for line in new_lines if "Parley" in line]) == 1, new_lines
+        assert sockets == []
+        assert await page.evaluate(f"() => localStorage.getItem('parley:{old_key}')") is None
+        await screenshot(page, "widget-rotated-key")
 
 
 async def test_hostile_host_page_with_strict_csp(

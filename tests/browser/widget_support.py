@@ -160,6 +160,8 @@ AGENT_EVENTS = [
     "typing.stopped",
     "conversation.created",
     "visitor.navigated",
+    "screenshot.ready",
+    "screenshot.failed",
 ]
 
 

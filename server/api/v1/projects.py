@@ -30,6 +30,7 @@ def project_view(project: Project, actor: CurrentActor) -> ProjectView:
         created_at=project.created_at,
         launcher_position="left" if project.launcher_position == "left" else "right",
         prechat_fields=list(dict.fromkeys(project.prechat_fields or [])),
+        dom_snapshots=bool(project.dom_snapshots),
         role=role.value if role else None,
     )
 

@@ -34,6 +34,7 @@ async def request_screenshot(
     data: ScreenshotCreate | None = None,
 ) -> ScreenshotView:
     settings = settings_of(request.app)
+    asked = data or ScreenshotCreate()
     return await services.request_screenshot(
         redis_of(request.app),
         screenshot_queue_of(request.app),
@@ -41,7 +42,8 @@ async def request_screenshot(
         project_id=project_id,
         visitor_id=visitor_id,
         requested_by=actor.user_id,
-        viewport=(data or ScreenshotCreate()).viewport,
+        viewport=asked.viewport,
+        mode=asked.mode,
     )
 
 
