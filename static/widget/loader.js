@@ -104,14 +104,15 @@ background:#dc2626;color:#fff;font:700 12px/20px system-ui,sans-serif;text-align
   let refused = false;
   function load() {
     if (loading || !visit) return loading;
-    // After the session's answer: a refused site or key never opens a socket (a returning
-    // visitor's launcher is drawn before it; offline, the saved session carries on).
-    loading = (fresh || Promise.resolve()).catch(() => {}).then(() => refused ? null : Promise.all([import(base + manifest.panel),
-      import(base + manifest.client)]).then(([panel, client]) => {
+    // Mounted after the session's answer, so a refused site or key never opens a socket (a
+    // returning visitor's launcher is drawn before it; offline, the saved session carries on).
+    loading = Promise.all([import(base + manifest.panel), import(base + manifest.client),
+      fresh && fresh.catch(() => {})]).then(([panel, client]) => {
+      if (refused) return;
       impl = panel.mount({ element, root: element.shadowRoot, key, base, visit, fresh, session, read, write, emit,
         say, refuse, preview, snapshot: base + manifest.snapshot, Client: client.ParleyClient });
       for (const [name, args, resolve, reject] of queue.splice(0)) Promise.resolve(impl[name](...args)).then(resolve, reject);
-    })).catch((error) => say("the chat panel could not be loaded (" + error.message + ")"));
+    }).catch((error) => say("the chat panel could not be loaded (" + error.message + ")"));
     return loading;
   }
 
