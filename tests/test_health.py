@@ -78,3 +78,29 @@ async def test_api_reads_answer_503_while_redis_is_down(settings: Any) -> None:
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "unavailable"
     assert response.headers["retry-after"] == "1"
+
+
+async def test_readyz_is_503_naming_a_migration_the_database_has_not_run(
+    client: httpx.AsyncClient,
+) -> None:
+    """A web process started against a database one migration behind says so, by name."""
+    from piccolo.apps.migrations.tables import Migration
+
+    newest = await Migration.select().order_by(Migration.id, ascending=False).first()
+    assert newest is not None
+    await Migration.delete().where(Migration.id == newest["id"])
+    try:
+        response = await client.get("/readyz")
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert body["status"] == "fail" and body["failed"] == ["migrations"]
+        assert body["checks"]["migrations"] == {
+            "ok": False,
+            "pending": [f"{newest['app_name']}:{newest['name']}"],
+        }
+        assert body["checks"]["database"]["ok"] is True and body["checks"]["redis"]["ok"] is True
+    finally:
+        await Migration.insert(
+            Migration(app_name=newest["app_name"], name=newest["name"], ran_on=newest["ran_on"])
+        )
+    assert (await client.get("/readyz")).status_code == 200  # and ready again once it has run

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 from litestar import Litestar
@@ -13,6 +16,7 @@ from server.database import engine
 from server.tenancy.tables import ApiKey, ProjectMember
 from server.web_state import actors_of
 from tests.api.world import World, build_world
+from tests.conftest import serve_in_process
 from tests.query_log import count_queries
 
 
@@ -130,3 +134,60 @@ async def test_without_its_listener_the_cache_is_off(client: httpx.AsyncClient, 
         return actors.live
 
     assert await eventually(back)
+
+
+def _with_cache_seconds(settings: Any, seconds: int) -> Litestar:
+    from server.web import create_app
+
+    return create_app(
+        dataclasses.replace(
+            settings, security=dataclasses.replace(settings.security, actor_cache_seconds=seconds)
+        )
+    )
+
+
+async def test_a_cached_caller_expires_after_actor_cache_seconds(settings: Any) -> None:
+    world = await build_world()  # before the app listens: its notifications cannot empty the cache
+    app = _with_cache_seconds(settings, 2)
+    headers = world.headers("agent")
+    async with serve_in_process(app) as client, count_queries() as queries:
+        assert await eventually(lambda: _true(actors_of(app).live), within=30)
+        started = time.monotonic()
+        assert (await client.get(_inbox(world), headers=headers)).status_code == 200  # resolved, kept
+        costs: list[int] = []
+        deadline = started + 60
+        while time.monotonic() < deadline:
+            before = len(queries)
+            assert (await client.get(_inbox(world), headers=headers)).status_code == 200
+            costs.append(len(queries) - before)
+            if costs[-1] > 1:  # resolved from the database again: the entry expired
+                break
+            await asyncio.sleep(0.05)
+        expired_after = time.monotonic() - started
+    assert costs[0] == 1, costs  # the request right after is served from the cache
+    assert costs[-1] > 1, f"still cached after 60 s ({len(costs)} requests)"
+    # A lower bound only (a slow machine makes it later, never earlier): kept for the 2 s.
+    assert expired_after >= 2.0, expired_after
+
+
+async def test_actor_cache_seconds_0_resolves_every_request(settings: Any) -> None:
+    world = await build_world()
+    app = _with_cache_seconds(settings, 0)
+    headers = world.headers("agent")
+    async with serve_in_process(app) as client:
+        actors = actors_of(app)
+        assert not actors.enabled
+        for _ in range(3):
+            async with count_queries() as queries:
+                assert (await client.get(_inbox(world), headers=headers)).status_code == 200
+            assert len(queries) > 1, queries  # who is calling, from the database, each time
+        assert len(actors) == 0
+        # and so a change is seen by the very next request, with no notification needed
+        await ApiKey.update({ApiKey.revoked_at: ApiKey.created_at}).where(
+            ApiKey.user == world.users["agent"].id
+        )
+        assert (await client.get(_inbox(world), headers=headers)).status_code == 401
+
+
+async def _true(value: bool) -> bool:
+    return value
