@@ -334,8 +334,12 @@ async def list_messages(
     before_seq: int | None = None,
     limit: int = 50,
     include_private: bool = True,
+    max_limit: int = MAX_PAGE,
 ) -> MessageList:
     """Messages in ascending seq: after ``after_seq``, or the newest before ``before_seq``, or the newest.
+
+    ``limit`` is clamped to ``max_limit``: the REST pages' 100 unless a caller says otherwise
+    (socket ``sync`` answers 200 at a time).
 
     Straight on asyncpg like the inbox list: opening a conversation (console, widget, socket
     ``sync``) is the second hottest read, and Piccolo's query building cost more than the query.
@@ -346,7 +350,7 @@ async def list_messages(
         )
     if not await fetch(_CONVERSATION_EXISTS, project_id, conversation_id):
         raise NotFound("No such conversation.")
-    limit = max(1, min(limit, MAX_PAGE))
+    limit = max(1, min(limit, max_limit))
     args: list[Any] = [project_id, conversation_id]
     filters = "" if include_private else " AND NOT private"
     if after_seq is not None:

@@ -203,7 +203,12 @@ async def on_sync(services: Services, conn: Connection, session: NamespaceSessio
             errors[key] = {"code": error.code, "message": error.message}
             continue
         page = await list_messages(
-            owner.project_id, int(key), after_seq=last_seq, limit=SYNC_PAGE, include_private=not is_visitor
+            owner.project_id,
+            int(key),
+            after_seq=last_seq,
+            limit=SYNC_PAGE,
+            max_limit=SYNC_PAGE,
+            include_private=not is_visitor,
         )
         result[key] = {"messages": msgspec.to_builtins(page.items), "has_more": page.has_more}
     answer: dict[str, Any] = {"conversations": result}
