@@ -4,9 +4,8 @@ An HTTP client drops a cookie that the server expired (``Max-Age=0``), so "after
 client is signed out" proves nothing about the server. Each test here keeps the cookie's value,
 ends the session one way, and sends the value again in a ``Cookie`` header of its own.
 
-Ways still to come (hooks): "sign out everywhere else" (console) must refuse the other sessions'
-cookies and keep the current one; a password reset by e-mail must refuse every old cookie. Add a
-test beside :func:`test_password_change_refuses_the_old_cookie` when the route lands.
+Still to come (a hook): a password reset by e-mail must refuse every old cookie. Add a test
+beside :func:`test_password_change_refuses_the_old_cookie` when the route lands.
 """
 
 from __future__ import annotations
@@ -119,6 +118,38 @@ async def test_deactivation_refuses_the_cookie_even_if_the_session_survived(
     forget_cached_actors()
     assert await redis.exists(Keys.session(_token_hash(token)))
     assert await _replay(client, token) == 401
+
+
+async def test_sign_out_everywhere_else_refuses_the_other_cookies_and_keeps_this_one(
+    client: httpx.AsyncClient, redis: Redis
+) -> None:
+    await f.make_user(email="ana@example.com", password=PASSWORD)
+    await f.make_user(email="bob@example.com", password=PASSWORD)
+    laptop, _ = await _login(client, "ana@example.com")
+    phone, _ = await _login(client, "ana@example.com")
+    tablet, _ = await _login(client, "ana@example.com")
+    someone_else, _ = await _login(client, "bob@example.com")
+    cookie = {"cookie": f"{SESSION_COOKIE}={laptop}"}
+    page = await client.get("/console/profile", headers=cookie)
+    csrf = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert page.status_code == 200 and csrf, "the profile page carries the form"
+    form_cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    client.cookies.clear()
+    ended = await client.post(
+        "/console/profile/sessions/sign-out-others",
+        data={"_csrf_token": csrf.group(1)},
+        headers={"cookie": f"{cookie['cookie']}; {form_cookie}"},
+        follow_redirects=False,
+    )
+    assert ended.status_code == 303, ended.text
+    client.cookies.clear()
+    for token in (phone, tablet):
+        assert await _replay(client, token) == 401
+        assert (await _console_replay(client, token)).startswith("/console/login")
+        assert not await redis.exists(Keys.session(_token_hash(token)))
+    assert await _replay(client, laptop) == 200  # this browser stays signed in
+    assert await _console_replay(client, laptop) == ""
+    assert await _replay(client, someone_else) == 200  # and nobody else's sessions end
 
 
 async def test_password_change_refuses_the_old_cookie(
