@@ -86,9 +86,9 @@ async def test_readyz_is_503_naming_a_migration_the_database_has_not_run(
     """A web process started against a database one migration behind says so, by name."""
     from piccolo.apps.migrations.tables import Migration
 
-    newest = await Migration.select().order_by(Migration.id, ascending=False).first()
+    newest = await Migration.select().order_by(Migration._meta.primary_key, ascending=False).first()
     assert newest is not None
-    await Migration.delete().where(Migration.id == newest["id"])
+    await Migration.delete().where(Migration._meta.primary_key == newest["id"])
     try:
         response = await client.get("/readyz")
         assert response.status_code == 503, response.text
