@@ -72,7 +72,7 @@ CLUSTER_TESTS ?= tests/pipeline/test_drain.py tests/pipeline/test_outbox.py test
 	tests/pipeline/test_sending.py tests/pipeline/test_services.py tests/topology/test_topologies.py \
 	tests/api/test_auth.py tests/api/test_projects_and_members.py tests/api/test_hydration.py \
 	tests/realtime/test_events.py tests/realtime/test_cluster.py tests/realtime/test_agent_presence.py \
-	tests/realtime/test_presence_storm.py tests/realtime/test_socket_policy.py
+	tests/realtime/test_presence_storm.py tests/realtime/test_presence_heartbeat.py tests/realtime/test_socket_policy.py
 
 test: install assets test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -48,7 +49,7 @@ from server.chat.device import VisitorDevice, VisitorInfoIn, device_of
 from server.outage import Outage
 from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
-from server.redis_client import Keys, presence_bucket, presence_buckets
+from server.redis_client import Keys, is_cluster, presence_bucket, presence_buckets
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ VISITOR_STATE_TTL_SECONDS = 30 * 86_400
 STATUS_TTL_SECONDS = 86_400
 SWEEP_BATCH = 500
 JOIN_BATCH = 1000
+HEARTBEAT_BATCH = 5000
+HEARTBEAT_CONCURRENCY = 4
 
 CHOICE_TTL_SECONDS = 365 * 86_400
 
@@ -74,6 +77,28 @@ if redis.call('ZCARD', KEYS[1]) == 0 then
   return redis.call('GETDEL', KEYS[2])
 end
 return false
+"""
+
+
+# The heartbeat of one project's subjects of one kind (all keys share the project's hash tag).
+# KEYS: the project's set, then per subject its sockets and status keys. ARGV: expiry (ms),
+# sockets TTL (ms), status TTL (s), then per subject: its id, how many sockets, their members.
+_REFRESH = """
+local expiry, sockets_ttl, status_ttl = ARGV[1], ARGV[2], ARGV[3]
+local seconds = tostring(tonumber(expiry) / 1000)
+local a = 4
+for k = 2, #KEYS, 2 do
+  local id, count = ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  for i = 1, count do
+    redis.call('ZADD', KEYS[k], expiry, ARGV[a])
+    a = a + 1
+  end
+  redis.call('PEXPIRE', KEYS[k], sockets_ttl)
+  redis.call('EXPIRE', KEYS[k + 1], status_ttl)
+  redis.call('ZADD', KEYS[1], 'GT', seconds, id)
+end
+return 0
 """
 
 
@@ -141,6 +166,8 @@ class Presence:
         self._ttl_ms = ttl_ms
         self._publish = publish
         self._finalize: Any = redis.register_script(_FINALIZE)
+        self._refresh: Any = redis.register_script(_REFRESH)
+        self._cluster = is_cluster(redis)
         self._buckets = presence_buckets(redis)
         self.entries: Callable[[], Iterator[Entry]] = lambda: iter(())
         """This node's live entries, read afresh at every heartbeat; set by the gateway (its
@@ -292,22 +319,55 @@ class Presence:
         return found
 
     async def heartbeat(self) -> None:
-        """Refresh this node's entries so they outlive it by at most the TTL."""
+        """Refresh this node's entries so they outlive it by at most the TTL.
+
+        Every socket of the node, every beat: the process's largest Redis work. So it is a few
+        commands per batch, not five per socket: one script call per project and kind (its keys
+        share the project's hash tag, so it runs on a cluster too) and one multi-member ``ZADD``
+        per sweep bucket, in one pipeline (on a cluster, a few calls at a time in parallel).
+        ``bench/presence.py`` measures it.
+        """
         expiry = int(time.time() * 1000) + self._ttl_ms
         entries = self.entries()
-        while batch := list(itertools.islice(entries, 1000)):
+        while batch := list(itertools.islice(entries, HEARTBEAT_BATCH)):
+            await self._beat(batch, expiry)
+
+    async def _beat(self, batch: list[Entry], expiry: int) -> None:
+        groups: dict[tuple[int, str], dict[Subject, list[str]]] = {}
+        buckets: dict[str, dict[str, int]] = {}
+        for subject, number in batch:
+            member = self._member(number)
+            groups.setdefault((subject.project_id, subject.kind), {}).setdefault(subject, []).append(member)
+            buckets.setdefault(self._all_sockets(subject), {})[f"{subject.encode()}|{member}"] = expiry
+        scripts: list[tuple[list[str], list[Any]]] = []
+        for subjects in groups.values():
+            keys = [next(iter(subjects)).project_set]
+            args: list[Any] = [expiry, self._ttl_ms * 2, STATUS_TTL_SECONDS]
+            for subject, members in subjects.items():
+                keys += [subject.sockets_key, subject.status_key]
+                args += [subject.id, len(members), *members]
+            scripts.append((keys, args))
+        if not self._cluster:
             async with self._redis.pipeline(transaction=False) as pipe:
-                subjects: set[Subject] = set()
-                for subject, number in batch:
-                    member = self._member(number)
-                    pipe.zadd(subject.sockets_key, {member: expiry})
-                    pipe.zadd(self._all_sockets(subject), {f"{subject.encode()}|{member}": expiry})
-                    subjects.add(subject)
-                for subject in subjects:
-                    pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
-                    pipe.zadd(subject.project_set, {subject.id: expiry / 1000}, gt=True)
-                    pipe.expire(subject.status_key, STATUS_TTL_SECONDS)
+                for keys, args in scripts:
+                    await self._refresh(keys=keys, args=args, client=pipe)
+                for key, scored in buckets.items():
+                    pipe.zadd(key, scored)
                 await pipe.execute()
+            return
+        # A cluster pipeline refuses scripts: calls in parallel, a few at a time (the cluster
+        # client's per-node pools raise rather than wait when exhausted).
+        limit = asyncio.Semaphore(HEARTBEAT_CONCURRENCY)
+
+        async def bounded(call: Callable[[], Awaitable[Any]]) -> None:
+            async with limit:
+                await call()
+
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            functools.partial(self._refresh, keys=keys, args=args) for keys, args in scripts
+        ]
+        calls += [functools.partial(self._redis.zadd, key, scored) for key, scored in buckets.items()]
+        await asyncio.gather(*(bounded(call) for call in calls))
 
     async def drop(self, entries: list[Entry]) -> None:
         """On shutdown: remove these entries at once (grace still applies to the subjects)."""
