@@ -143,3 +143,31 @@ async def test_no_console_path_escapes_the_csrf_check(client: httpx.AsyncClient)
             path, data={"name": "x", "email": "x@example.com"}, follow_redirects=False
         )
         assert refused.status_code == 403, path
+
+
+async def test_every_page_renders_as_an_htmx_fragment_too(client: httpx.AsyncClient) -> None:
+    """Boosted navigation asks for the blocks alone: a page's own top-level macro is undefined
+    there (API keys with a key, and System, answered 500 to htmx)."""
+    admin = await f.make_user(email="root@example.com", role=User.GlobalRole.ADMIN)
+    project = await f.make_project(name="Shop")
+    await f.make_member(project, admin, ProjectMember.ProjectRole.MANAGER)
+    await f.make_api_key(admin, project, name="CRM sync")
+    await f.make_canned_reply(project, shortcut="hi", body="Hello")
+    await sign_in(client, "root@example.com")
+    base = f"/console/projects/{project.id}"
+    for path in (
+        "/console/",
+        f"{base}/settings",
+        f"{base}/install",
+        f"{base}/members",
+        f"{base}/canned-replies",
+        "/console/api-keys",
+        "/console/profile",
+        "/console/admin/projects",
+        "/console/admin/users",
+        "/console/admin/mailbox",
+        "/console/admin/system",
+    ):
+        fragment = await client.get(path, headers=HTMX)
+        assert fragment.status_code == 200, (path, fragment.text[-500:])
+        assert "<html" not in fragment.text, path
