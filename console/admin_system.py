@@ -109,13 +109,15 @@ class Sparkline:
 
 
 def sparkline(series: list[tuple[float, float]], *, now: float, span: float = 3600.0) -> Sparkline:
-    """``(time, value)`` pairs to a line: time across (the last ``span`` seconds), value up from 0
-    to the peak. Pure, so a test can check the drawing without a browser."""
+    """``(time, value)`` pairs to a line: time across (since the first sample, at most the last
+    ``span`` seconds), value up from 0 to the peak. Pure, so a test can check the drawing."""
     if len(series) < 2:
         return Sparkline("", series[-1][1] if series else 0.0, max((v for _, v in series), default=0.0), 0)
     peak = max(value for _, value in series)
     scale = (SPARK_HEIGHT - 4) / peak if peak > 0 else 0.0
-    x = [max(0.0, SPARK_WIDTH - (now - at) / span * SPARK_WIDTH) for at, _ in series]
+    # Across the time the samples cover (at most ``span``): a young history still fills the width.
+    window = min(span, max(now - series[0][0], 1.0))
+    x = [max(0.0, SPARK_WIDTH - (now - at) / window * SPARK_WIDTH) for at, _ in series]
     y = [SPARK_HEIGHT - 2 - value * scale for _, value in series]
     points = " ".join(f"{left:.1f},{top:.1f}" for left, top in zip(x, y, strict=True))
     return Sparkline(points, series[-1][1], peak, max(1, round((now - series[0][0]) / 60)))

@@ -50,6 +50,10 @@ def test_a_sparkline_spans_the_hour_and_scales_to_its_peak() -> None:
     )
     assert (line.last, line.peak, line.minutes) == (10.0, 10.0, 60)
     assert sparkline([(now, 3.0)], now=now).points == ""  # one sample draws no line
+    young = sparkline([(now - 4000, 1.0), (now - 60, 1.0), (now - 30, 2.0)], now=now)
+    assert young.points.split()[0].startswith("0.0,")  # older than the hour: at the left edge
+    recent = sparkline([(now - 60, 1.0), (now - 30, 2.0)], now=now)
+    assert [point.split(",")[0] for point in recent.points.split()] == ["0.0", f"{SPARK_WIDTH / 2:.1f}"]
     flat = sparkline([(now - 60, 0.0), (now, 0.0)], now=now)
     assert flat.points.endswith(f",{bottom:.1f}")  # all zero: along the base line, no division by zero
 
