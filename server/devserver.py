@@ -5,7 +5,10 @@
 2. Without ``SECRET_KEY`` it uses one generated once into ``.data/secret_key``.
 3. It validates the settings, checks the listening ports are free, applies migrations, then
    runs the Procfile's long-running processes with honcho.
-4. Ctrl-C or SIGTERM stops honcho (which stops every process) and then both servers.
+4. Ctrl-C or SIGTERM stops honcho (which stops every process) and then both servers. The servers
+   run in a session of their own (:class:`~server.embedded.DetachedServers`), so the terminal's
+   Ctrl-C never reaches them: they stop last, after every process has drained, and a normal stop
+   logs no error.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from server.embedded import EmbeddedServerError, EmbeddedServers
+from server.embedded import DetachedServers, EmbeddedServerError
 from server.settings import ListenSettings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,9 +96,9 @@ def run_dev(processes: list[str]) -> str:
     data = data_dir()
     if not env.get("SECRET_KEY", "").strip():
         env["SECRET_KEY"] = secret_key(data)
-    embedded: EmbeddedServers | None = None
+    embedded: DetachedServers | None = None
     if not env.get("DATABASE_URL", "").strip() or not env.get("REDIS_URL", "").strip():
-        embedded = EmbeddedServers(data)
+        embedded = DetachedServers(data)
     try:
         if embedded is not None:
             urls = embedded.start()

@@ -5,17 +5,21 @@ directory, so they never collide with a system PostgreSQL or Redis, nor with eac
 several checkouts or test runs are on one machine. Valkey keeps an append-only file so queued
 jobs survive a restart.
 
-This module is used by the launcher (``python -m server dev``) and by the test suite, never by
-the application processes: those only read ``DATABASE_URL`` and ``REDIS_URL``.
+This module is used by the launcher (``python -m server dev``, through :class:`DetachedServers`)
+and by the test suite, never by the application processes: those only read ``DATABASE_URL`` and
+``REDIS_URL``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,3 +154,77 @@ class EmbeddedServers:
 
 def external_urls_set(env: os._Environ[str] | dict[str, str]) -> tuple[bool, bool]:
     return bool(env.get("DATABASE_URL", "").strip()), bool(env.get("REDIS_URL", "").strip())
+
+
+class DetachedServers:
+    """:class:`EmbeddedServers` run by a keeper process in a session of its own (``make dev``).
+
+    Ctrl-C in a terminal signals its whole foreground process group. Servers started by the
+    launcher itself would be in that group and stop at the same moment as the processes that
+    use them, which then log Redis and PostgreSQL errors while they drain. The keeper
+    (``python -m server.embedded DATA_DIR``) starts both servers in a new session, so no terminal
+    signal reaches them, and stops them only when the launcher closes its standard input: after
+    every process has exited (or when the launcher itself dies, however it dies).
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._keeper: subprocess.Popen[str] | None = None
+
+    def start(self) -> dict[str, str]:
+        self._keeper = subprocess.Popen(
+            [sys.executable, "-m", "server.embedded", str(self.data_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        assert self._keeper.stdout is not None
+        answer = self._keeper.stdout.readline()
+        try:
+            started: dict[str, str] = json.loads(answer)
+        except ValueError:
+            started = {"error": f"the embedded servers' keeper stopped (exit status {self._keeper.wait()})"}
+        if "error" in started:
+            self.stop()
+            raise EmbeddedServerError(started["error"])
+        return started
+
+    def stop(self) -> None:
+        """Stop both servers (the keeper stops them when its standard input closes) and wait."""
+        if self._keeper is None:
+            return
+        keeper, self._keeper = self._keeper, None
+        if keeper.stdin is not None:
+            with contextlib.suppress(OSError):
+                keeper.stdin.close()
+        try:
+            keeper.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            keeper.kill()
+            keeper.wait()
+
+
+def _keep(data_dir: Path) -> int:
+    """The keeper: start the servers, print their URLs as one JSON line, stop them at end of input."""
+    logging.basicConfig(level=logging.WARNING, format="parley embedded: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the launcher decides when to stop
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # stops the servers on the way out
+    servers = EmbeddedServers(data_dir)
+    try:
+        urls = servers.start()
+    except EmbeddedServerError as error:
+        print(json.dumps({"error": str(error)}), flush=True)
+        return 1
+    try:
+        print(json.dumps(urls), flush=True)
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdin.read()  # until the launcher closes it, or exits
+    finally:
+        servers.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_keep(Path(sys.argv[1])))

@@ -128,6 +128,37 @@ async def _count_users(database_url: str) -> int:
         await connection.close()
 
 
+DEV_STARTUP_SECONDS = 240
+"""A generous deadline: four processes, migrations and two servers start at once, on a loaded machine."""
+
+
+def _wait_dev_ready(dev: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Poll ``url`` until it answers 200; fail at once (with the log) if the launcher exited."""
+
+    def ready() -> bool:
+        assert dev.poll() is None, f"make dev exited with {dev.returncode}:\n{log.read_text()[-4000:]}"
+        return http_status(url) == 200
+
+    wait_until(ready, timeout=DEV_STARTUP_SECONDS, what=url)
+
+
+def _session_of(pid: int) -> tuple[int, int]:
+    """(process group, session) of a live process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[2]), int(fields[3])
+
+
+def _embedded_server_pids(data_dir: Path) -> dict[str, int]:
+    found = {}
+    for line in processes_mentioning(str(data_dir)):
+        pid, _, command = line.partition(": ")
+        if "valkey-server" in command:
+            found["valkey"] = int(pid)
+        elif "postgres" in command and " -D " in f" {command}" and "pg_ctl" not in command:
+            found.setdefault("postgres", int(pid))
+    return found
+
+
 def test_dev_starts_everything_embedded_stops_cleanly_and_keeps_data(
     subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -140,12 +171,15 @@ def test_dev_starts_everything_embedded_stops_cleanly_and_keeps_data(
     # First run: stopped like Ctrl-C in a terminal (SIGINT to the whole process group).
     dev = start([PYTHON, "-m", "server", "dev"], env, tmp_path / "dev1.log")
     try:
-        wait_until(
-            lambda: http_status(f"http://127.0.0.1:{web_port}/readyz") == 200, timeout=60, what="/readyz"
-        )
-        wait_until(
-            lambda: http_status(f"http://127.0.0.1:{realtime_port}/healthz") == 200, timeout=30, what="rt"
-        )
+        _wait_dev_ready(dev, f"http://127.0.0.1:{web_port}/readyz", tmp_path / "dev1.log")
+        _wait_dev_ready(dev, f"http://127.0.0.1:{realtime_port}/healthz", tmp_path / "dev1.log")
+        # The embedded servers are outside the launcher's process group and session (the
+        # terminal's, in real life), so Ctrl-C cannot reach them.
+        servers = _embedded_server_pids(data_dir)
+        assert sorted(servers) == ["postgres", "valkey"], processes_mentioning(str(data_dir))
+        for name, pid in servers.items():
+            group, session = _session_of(pid)
+            assert dev.pid not in (group, session), (name, group, session, dev.pid)
         admin = subprocess.run(
             [PYTHON, "-m", "server", "createadmin", "--email", "keep@example.com"],
             input="a-good-password\n",
@@ -159,26 +193,28 @@ def test_dev_starts_everything_embedded_stops_cleanly_and_keeps_data(
         queued.set("parley:test:survives", "yes")
         queued.close()
     finally:
-        code = stop(dev, signal.SIGINT, group=True, timeout=40)
+        code = stop(dev, signal.SIGINT, group=True, timeout=60)
     log = (tmp_path / "dev1.log").read_text()
     assert code == 0, log
     assert "embedded servers stopped" in log
+    # The servers stopped after the processes had drained: a normal stop logs no error.
+    assert "ERROR" not in log and "Traceback" not in log, log[-6000:]
     assert processes_mentioning(str(data_dir)) == []
     assert (data_dir / "secret_key").exists()
 
     # Second run, stopped with SIGTERM to the launcher only: the data is still there.
     dev = start([PYTHON, "-m", "server", "dev"], env, tmp_path / "dev2.log")
     try:
-        wait_until(
-            lambda: http_status(f"http://127.0.0.1:{web_port}/readyz") == 200, timeout=60, what="/readyz"
-        )
+        _wait_dev_ready(dev, f"http://127.0.0.1:{web_port}/readyz", tmp_path / "dev2.log")
         assert asyncio.run(_count_users(database_url)) == 1
         persisted = redis.Redis.from_url(redis_url)
         assert persisted.get("parley:test:survives") == b"yes"
         persisted.close()
     finally:
-        code = stop(dev, signal.SIGTERM, timeout=40)
-    assert code == 0, (tmp_path / "dev2.log").read_text()
+        code = stop(dev, signal.SIGTERM, timeout=60)
+    log = (tmp_path / "dev2.log").read_text()
+    assert code == 0, log
+    assert "ERROR" not in log and "Traceback" not in log, log[-6000:]
     assert processes_mentioning(str(data_dir)) == []
 
 
