@@ -26,6 +26,7 @@ from console.auth import is_global_admin, session_user
 from server.accounts.sessions import SESSION_TTL_SECONDS
 from server.accounts.tables import User
 from server.chat.tables import Conversation, Message, Visitor
+from server.errors import ErrorCode
 from server.outbox.tables import OutboxEvent
 from server.tenancy.tables import ApiKey, Project, ProjectMember
 
@@ -79,7 +80,7 @@ async def _refuse(scope: Scope, send: Any, *, signed_in: bool) -> None:
         )
         await send({"type": "http.response.body", "body": b""})
         return
-    status, code = (403, "forbidden") if signed_in else (401, "unauthorized")
+    status, code = (403, ErrorCode.FORBIDDEN) if signed_in else (401, ErrorCode.UNAUTHORIZED)
     body = json.dumps({"code": code, "message": "Global admins only."}).encode()
     await send(
         {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
@@ -90,7 +91,7 @@ async def _refuse(scope: Scope, send: Any, *, signed_in: bool) -> None:
 async def _refuse_put(send: Any) -> None:
     """piccolo-admin's UI edits rows with PATCH, which hashes a typed password (piccolo_api does
     for auth tables); its PUT stores every value as sent, a password too. Nothing needs PUT."""
-    body = json.dumps({"code": "method_not_allowed", "message": "Use PATCH."}).encode()
+    body = json.dumps({"code": ErrorCode.METHOD_NOT_ALLOWED, "message": "Use PATCH."}).encode()
     await send(
         {"type": "http.response.start", "status": 405, "headers": [(b"content-type", b"application/json")]}
     )

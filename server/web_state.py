@@ -12,9 +12,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from saq.queue.base import Queue
 
+from server.backing_outages import POSTGRESQL, REDIS, BackingOutages
 from server.chat.mailbox import ReplicaAck
 from server.chat.sending import MessageSender
-from server.database import connection_pool
+from server.database import connection_pool, engine
 from server.redis_client import make_redis
 from server.settings import Settings
 from server.tenancy.actor_cache import AccessChangeListener, ActorCache
@@ -54,11 +55,21 @@ def redis_of(app: Litestar) -> Redis:
     return redis
 
 
+def outages_of(app: Litestar) -> BackingOutages | None:
+    """The process's outage log (None before the lifespan made it)."""
+    outages: BackingOutages | None = getattr(app.state, "outages", None)
+    return outages
+
+
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings = settings_of(app)
     async with connection_pool(settings.database.pool_size):
         app.state.redis = make_redis(settings.redis)
+        redis = app.state.redis
+        app.state.outages = BackingOutages(
+            {REDIS: redis.ping, POSTGRESQL: lambda: engine().run_ddl("SELECT 1")}
+        )
         queue = app.state.queue
         app.state.sender = MessageSender(
             queue, app.state.redis, replica_ack=ReplicaAck.from_settings(settings.redis)
@@ -75,6 +86,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await app.state.outages.aclose()
             await widget_cache.stop()
             await listener.stop()
             await app.state.sender.aclose()

@@ -21,6 +21,7 @@ import msgspec
 from redis.asyncio import Redis
 from saq.types import Context, SettingsDict
 
+from server.errors import ErrorCode
 from server.queue import make_queue
 from server.redis_client import make_redis
 from server.screenshots import services
@@ -67,7 +68,7 @@ async def render_screenshot(ctx: ScreenshotContext, *, job: dict[str, Any]) -> d
             page = await services.take_snapshot(redis, render)
             if page is None:
                 raise RenderFailed(
-                    "snapshot_not_received", "The visitor's snapshot expired before it was drawn."
+                    ErrorCode.SNAPSHOT_NOT_RECEIVED, "The visitor's snapshot expired before it was drawn."
                 )
             rendered = await renderer.render_snapshot(page, render.url, render.viewport)
         else:
@@ -79,9 +80,9 @@ async def render_screenshot(ctx: ScreenshotContext, *, job: dict[str, Any]) -> d
     except Exception as error:
         log.exception("screenshot of %s failed", render.url)
         waiters = await services.fail_render(
-            redis, render, "render_error", f"The render failed: {type(error).__name__}"
+            redis, render, ErrorCode.RENDER_ERROR, f"The render failed: {type(error).__name__}"
         )
-        return {"failed": 1, "code": "render_error", "waiters": len(waiters)}
+        return {"failed": 1, "code": ErrorCode.RENDER_ERROR, "waiters": len(waiters)}
     waiters = await services.finish_render(redis, render, rendered.image, settings.cache_seconds)
     return {
         "rendered": 1,

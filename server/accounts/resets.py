@@ -24,7 +24,7 @@ from server.accounts.services import check_email, check_new_password
 from server.accounts.sessions import destroy_user_sessions
 from server.accounts.tables import User
 from server.database import engine
-from server.errors import NotFound
+from server.errors import ErrorCode, NotFound
 from server.mail.messages import Mail, render_mail
 from server.redis_client import Keys
 
@@ -62,7 +62,7 @@ async def reset_password(redis: Redis, token: str, password: str) -> User:
     check_new_password(password)
     raw = await redis.getdel(Keys.password_reset(link_token_hash(token)))
     if raw is None:
-        raise NotFound(LINK_INVALID, code="link_invalid")
+        raise NotFound(LINK_INVALID, code=ErrorCode.LINK_INVALID)
     user_id, _, generation = (raw.decode() if isinstance(raw, bytes) else raw).partition(":")
     async with engine().transaction():
         user: User | None = (
@@ -72,7 +72,7 @@ async def reset_password(redis: Redis, token: str, password: str) -> User:
             .first()
         )
         if user is None or str(user.link_generation) != generation:
-            raise NotFound(LINK_INVALID, code="link_invalid")
+            raise NotFound(LINK_INVALID, code=ErrorCode.LINK_INVALID)
         account_id: int = user.id
         await User.update(
             {User.password: passwords.hash_password(password), User.link_generation: User.link_generation + 1}

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from server.accounts import passwords
 from server.accounts.sessions import destroy_user_sessions
 from server.accounts.tables import User
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, ErrorCode, Invalid, NotFound
 from server.tenancy.actor_cache import forget_cached_actors
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -47,7 +47,7 @@ async def create_user(
     if password is not None:
         check_new_password(password)
     if await User.exists().where(User.email == normalized):
-        raise Conflict("A user with this e-mail address already exists.", code="email_taken")
+        raise Conflict("A user with this e-mail address already exists.", code=ErrorCode.EMAIL_TAKEN)
     user = User(
         username=normalized,
         email=normalized,
@@ -89,7 +89,7 @@ async def set_global_role(user_id: int, role: User.GlobalRole, *, acting_user_id
     ``acting_user_id``: who asks; an admin cannot take their own admin role away.
     """
     if user_id == acting_user_id and role is not User.GlobalRole.ADMIN:
-        raise Invalid("You cannot remove your own admin role.", code="cannot_demote_self")
+        raise Invalid("You cannot remove your own admin role.", code=ErrorCode.CANNOT_DEMOTE_SELF)
     await User.update({User.global_role: role.value, User.admin: role is User.GlobalRole.ADMIN}).where(
         User.id == user_id
     )
@@ -101,7 +101,7 @@ async def set_active(redis: Redis, user_id: int, active: bool, *, acting_user_id
     ``acting_user_id``: who asks; nobody deactivates themself (the last admin could lock everyone out).
     """
     if not active and user_id == acting_user_id:
-        raise Invalid("You cannot deactivate yourself.", code="cannot_deactivate_self")
+        raise Invalid("You cannot deactivate yourself.", code=ErrorCode.CANNOT_DEACTIVATE_SELF)
     user: User | None = await User.objects().where(User.id == user_id).first()
     if user is None:
         raise NotFound("No such user.")

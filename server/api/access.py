@@ -25,7 +25,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from server.accounts.sessions import SESSION_COOKIE, SessionData, load_session
 from server.accounts.tables import User
-from server.errors import Forbidden, NotFound, Unauthorized
+from server.errors import ErrorCode, Forbidden, NotFound, Unauthorized
 from server.tenancy import access
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
 from server.tenancy.actor_cache import ActorCache, Loaded
@@ -105,10 +105,12 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor 
     if header is not None:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
-            raise Unauthorized("Use 'Authorization: Bearer <api key>'.", code="bad_authorization_header")
+            raise Unauthorized(
+                "Use 'Authorization: Bearer <api key>'.", code=ErrorCode.BAD_AUTHORIZATION_HEADER
+            )
         actor = await _key_actor(actors_of(connection.app), credential.strip())
         if actor is None:
-            raise Unauthorized("Unknown, revoked or expired API key.", code="invalid_api_key")
+            raise Unauthorized("Unknown, revoked or expired API key.", code=ErrorCode.INVALID_API_KEY)
         return actor
     resolved = await _session_actor(connection)
     if resolved is None:
@@ -117,7 +119,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor 
     if connection.scope.get("method", "GET") not in SAFE_METHODS:
         sent = connection.headers.get(CSRF_HEADER, "")
         if not session.csrf_token or not hmac.compare_digest(sent, session.csrf_token):
-            raise Forbidden("Missing or wrong X-CSRF-Token header.", code="csrf_failed")
+            raise Forbidden("Missing or wrong X-CSRF-Token header.", code=ErrorCode.CSRF_FAILED)
     return actor
 
 
@@ -133,7 +135,7 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     connection.state.actor = actor
     writes = rule.writes if rule.writes is not None else connection.scope.get("method") not in SAFE_METHODS
     if writes and not access.can_write(actor):
-        raise Forbidden("This API key is read-only.", code="read_only_key")
+        raise Forbidden("This API key is read-only.", code=ErrorCode.READ_ONLY_KEY)
     project_id = connection.path_params.get("project_id")
     if project_id is not None and (not isinstance(project_id, int) or not 1 <= project_id <= MAX_ID):
         # Guards run before parameter validation: check the range here, before any query uses it.

@@ -15,22 +15,23 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVI
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.errors import DomainError, RateLimited
+from server.errors import DomainError, ErrorCode, RateLimited
+from server.web_state import outages_of
 
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "rate_limited",
-    503: "unavailable",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.INVALID,
+    429: ErrorCode.RATE_LIMITED,
+    503: ErrorCode.UNAVAILABLE,
 }
 
 
@@ -69,7 +70,7 @@ def document_errors(handlers: Iterable[Any]) -> list[Any]:
     return list(handlers)
 
 
-def _body(code: str, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
+def _body(code: ErrorCode, message: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
@@ -104,13 +105,13 @@ def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) ->
     if isinstance(error, ValidationException):
         fields = _validation_fields(error)
         return Response(
-            _body("invalid", "The request is not valid.", fields or None),
+            _body(ErrorCode.INVALID, "The request is not valid.", fields or None),
             status_code=400 if status == 400 else status,
             media_type=MediaType.JSON,
         )
-    code = _HTTP_CODES.get(status, "error")
+    code = _HTTP_CODES.get(status) or (ErrorCode.BAD_REQUEST if status < 500 else ErrorCode.INTERNAL_ERROR)
     if isinstance(error, NotAuthorizedException):
-        code = "unauthorized"
+        code = ErrorCode.UNAUTHORIZED
     headers = dict(error.headers or {})
     if status == 413:
         # The rest of the body is never read: say the connection ends, so a client still
@@ -124,7 +125,7 @@ def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) ->
 def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(
-        _body("internal_error", "Something went wrong on our side."),
+        _body(ErrorCode.INTERNAL_ERROR, "Something went wrong on our side."),
         status_code=HTTP_500_INTERNAL_SERVER_ERROR,
         media_type=MediaType.JSON,
     )
@@ -135,17 +136,27 @@ def text_encoding_error_handler(
 ) -> Response[dict[str, Any]]:
     """PostgreSQL refused a string (a NUL character): the client's input, so a 400, never a 500."""
     return Response(
-        _body("invalid", "Text must not contain NUL characters."), status_code=400, media_type=MediaType.JSON
+        _body(ErrorCode.INVALID, "Text must not contain NUL characters."),
+        status_code=400,
+        media_type=MediaType.JSON,
     )
 
 
 def backing_service_error_handler(
     request: Request[Any, Any, Any], error: Exception
 ) -> Response[dict[str, Any]]:
-    """PostgreSQL or Redis cannot be reached: the client may retry, so 503, not 500."""
-    log.warning("backing service unreachable on %s %s: %r", request.method, request.url.path, error)
+    """PostgreSQL or Redis cannot be reached: the client may retry, so 503, not 500.
+
+    Logged as an outage (when it starts, then at most every 10 s, then when it ends), never a
+    line per failed request.
+    """
+    outages = outages_of(request.app)
+    if outages is not None:
+        outages.failed(error)
+    else:  # before the lifespan made the outage log (start-up): nothing to throttle yet
+        log.warning("backing service unreachable on %s %s: %r", request.method, request.url.path, error)
     return Response(
-        _body("unavailable", "A backing service is unavailable; retry shortly."),
+        _body(ErrorCode.UNAVAILABLE, "A backing service is unavailable; retry shortly."),
         status_code=HTTP_503_SERVICE_UNAVAILABLE,
         media_type=MediaType.JSON,
         headers={"Retry-After": "1"},

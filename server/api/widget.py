@@ -22,7 +22,7 @@ from server.api.access import public
 from server.api.errors import document_errors
 from server.chat import queries
 from server.chat.identity import IdentityClaim, verify_identity
-from server.chat.schemas import MessageKind, SendAck, SendMessage, WidgetMessageCreate
+from server.chat.schemas import MAX_BODY_LENGTH, MessageKind, SendAck, SendMessage, WidgetMessageCreate
 from server.chat.tables import Conversation
 from server.chat.views import MessageView, Status
 from server.chat.visitors import (
@@ -35,7 +35,7 @@ from server.chat.visitors import (
     visitor_by_uid,
     visitor_profile,
 )
-from server.errors import NotFound, Unauthorized
+from server.errors import ErrorCode, NotFound, Unauthorized
 from server.ratelimit import Limit, enforce
 from server.screenshots.schemas import SnapshotAck, SnapshotUpload
 from server.screenshots.services import receive_snapshot
@@ -144,13 +144,13 @@ async def visitor_claims(request: Request[Any, Any, Any]) -> TokenClaims:
     try:
         claims = verify(token.strip(), settings_of(request.app).security.secret_key)
     except InvalidToken as error:
-        raise Unauthorized(str(error), code="invalid_token") from None
+        raise Unauthorized(str(error), code=ErrorCode.INVALID_TOKEN) from None
     if claims.kind != "visitor" or claims.project_id is None or claims.visitor_uid is None:
-        raise Unauthorized("This is not a visitor token.", code="invalid_token")
+        raise Unauthorized("This is not a visitor token.", code=ErrorCode.INVALID_TOKEN)
     if claims.public_key is not None:  # tokens made before keys were bound carry none
         project = await project_by_public_key(redis_of(request.app), claims.public_key)
         if project.id != claims.project_id:
-            raise NotFound("Unknown widget key.", code="unknown_widget_key")
+            raise NotFound("Unknown widget key.", code=ErrorCode.UNKNOWN_WIDGET_KEY)
         check_origin(project, request.headers.get("origin"))
     return claims
 
@@ -198,7 +198,12 @@ async def send_visitor_message(
     return await sender_of(request.app).send(command)
 
 
-Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+MAX_EMAIL_LENGTH = 254
+Email = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=MAX_EMAIL_LENGTH, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+]
+CONTACT_FOOTER = "\n\nE-mail: "
+"""The offline form's message is sent with the address under it, within the one body limit."""
 AttributeValue = Annotated[str, msgspec.Meta(max_length=500)] | int | float | bool | None
 
 
@@ -221,7 +226,9 @@ class ContactRequest(msgspec.Struct, forbid_unknown_fields=True):
 
     email: Email
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    message: Annotated[str, msgspec.Meta(max_length=5000)] = ""
+    message: Annotated[
+        str, msgspec.Meta(max_length=MAX_BODY_LENGTH - len(CONTACT_FOOTER) - MAX_EMAIL_LENGTH)
+    ] = ""
     client_msg_id: uuid.UUID | None = None
 
 
@@ -266,7 +273,7 @@ async def leave_contact(request: Request[Any, Any, Any], data: JSONBody[ContactR
         kind=MessageKind.VISITOR,
         project_id=project_id,
         visitor_uid=uid,
-        body=f"{body}\n\nE-mail: {data.email}",
+        body=f"{body}{CONTACT_FOOTER}{data.email}",
         client_msg_id=data.client_msg_id,
     )
     return await sender_of(request.app).send(command)

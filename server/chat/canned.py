@@ -11,7 +11,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from server.chat.tables import CannedReply
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, ErrorCode, Invalid, NotFound
 
 Shortcut = Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 Title = Annotated[str, msgspec.Meta(max_length=200)]
@@ -87,7 +87,7 @@ async def create_canned_reply(project_id: int, user_id: int, data: CannedReplyCr
     try:
         await reply.save()
     except asyncpg.UniqueViolationError:
-        raise Conflict("A canned reply with this shortcut exists.", code="shortcut_taken") from None
+        raise Conflict("A canned reply with this shortcut exists.", code=ErrorCode.SHORTCUT_TAKEN) from None
     return _view(await _get(project_id, reply.id))
 
 
@@ -99,14 +99,14 @@ async def update_canned_reply(project_id: int, reply_id: int, data: CannedReplyU
         if getattr(data, field) is not UNSET
     }
     if not values:
-        raise Invalid("Nothing to change.", code="empty_update")
+        raise Invalid("Nothing to change.", code=ErrorCode.EMPTY_UPDATE)
     values[CannedReply.updated_at] = datetime.now(UTC)
     try:
         await CannedReply.update(values).where(
             (CannedReply.project == project_id) & (CannedReply.id == reply_id)
         )
     except asyncpg.UniqueViolationError:
-        raise Conflict("A canned reply with this shortcut exists.", code="shortcut_taken") from None
+        raise Conflict("A canned reply with this shortcut exists.", code=ErrorCode.SHORTCUT_TAKEN) from None
     return _view(await _get(project_id, reply_id))
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import jwt
 import msgspec
 
-from server.errors import Unauthorized
+from server.errors import ErrorCode, Unauthorized
 
 ShortText = Annotated[str, msgspec.Meta(max_length=255)]
 
@@ -49,9 +49,9 @@ def _from_jwt(token: str, secret: str) -> Identity:
             token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}, leeway=30
         )
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("The identity token has expired.", code="identity_expired") from None
+        raise Unauthorized("The identity token has expired.", code=ErrorCode.IDENTITY_EXPIRED) from None
     except jwt.InvalidTokenError:
-        raise Unauthorized("The identity token is not valid.", code="identity_invalid") from None
+        raise Unauthorized("The identity token is not valid.", code=ErrorCode.IDENTITY_INVALID) from None
     name, email = claims.get("name"), claims.get("email")
     return Identity(
         external_id=str(claims["sub"])[:255],
@@ -68,9 +68,9 @@ def verify_identity(claim: IdentityClaim | None, secret: str, *, enforce: bool) 
     if claim.signature is not None:
         expected = sign_user_id(claim.user_id or "", secret)
         if not claim.user_id or not hmac.compare_digest(claim.signature.lower(), expected):
-            raise Unauthorized("The identity signature does not match.", code="identity_invalid")
+            raise Unauthorized("The identity signature does not match.", code=ErrorCode.IDENTITY_INVALID)
         return Identity(external_id=claim.user_id, name=claim.name, email=claim.email)
     if enforce and (claim.user_id or claim.name or claim.email):
-        raise Unauthorized("This project accepts only signed identities.", code="identity_required")
+        raise Unauthorized("This project accepts only signed identities.", code=ErrorCode.IDENTITY_REQUIRED)
     # Unsigned and not enforced: a visitor may say who they are, but cannot take over an id.
     return Identity(external_id=None, name=claim.name, email=claim.email)

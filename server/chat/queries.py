@@ -32,7 +32,7 @@ from server.chat.views import (
     VisitorView,
 )
 from server.database import fetch
-from server.errors import Invalid, NotFound
+from server.errors import ErrorCode, Invalid, NotFound
 
 MAX_PAGE = 100
 
@@ -52,7 +52,9 @@ def decode_cursor(cursor: str) -> _Cursor:
         return msgspec.json.decode(raw, type=_Cursor)
     except (ValueError, msgspec.DecodeError):
         raise Invalid(
-            "The cursor is not one this API returned.", code="bad_cursor", fields={"cursor": "invalid"}
+            "The cursor is not one this API returned.",
+            code=ErrorCode.BAD_CURSOR,
+            fields={"cursor": "invalid"},
         ) from None
 
 
@@ -250,7 +252,9 @@ async def list_visitors(
         after = decode_cursor(cursor)
         if after.at is None:
             raise Invalid(
-                "The cursor is not one this API returned.", code="bad_cursor", fields={"cursor": "invalid"}
+                "The cursor is not one this API returned.",
+                code=ErrorCode.BAD_CURSOR,
+                fields={"cursor": "invalid"},
             )
         query = query.where(
             (Visitor.last_seen_at < after.at) | ((Visitor.last_seen_at == after.at) & (Visitor.id < after.id))

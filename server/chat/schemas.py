@@ -14,9 +14,18 @@ from typing import Annotated
 import msgspec
 
 MAX_BODY_LENGTH = 5000
+"""The most characters a message body may hold, as sent: the one limit of REST, the socket and the service."""
 
-Body = Annotated[str, msgspec.Meta(max_length=4 * MAX_BODY_LENGTH)]
-"""Loose bound at decode time; the exact rule (1..5000 characters after strip) is checked by the service."""
+Body = Annotated[
+    str,
+    msgspec.Meta(
+        description=f"1 to {MAX_BODY_LENGTH} characters as sent, not only whitespace (stored stripped)",
+        extra_json_schema={"maxLength": MAX_BODY_LENGTH},
+    ),
+]
+"""A message body. The schemas say ``maxLength`` from :data:`MAX_BODY_LENGTH`; the check itself is the
+send service's (``check_message``), so an over-long body answers its own ``body_too_long`` code,
+on REST and on the socket alike, rather than a decoder's generic ``invalid``."""
 
 
 class MessageKind(enum.StrEnum):

@@ -7,7 +7,7 @@ Usage (REST handler, socket handler, console view alike)::
 
 Two steps, as in Zulip's ``check_message`` / ``do_send_messages``:
 
-1. :func:`check_message` validates (body 1..5000 characters after strip, required fields by
+1. :func:`check_message` validates (body at most 5000 characters as sent, not blank; required fields by
    kind), authorises (agents through :mod:`server.tenancy.access`; visitors are already
    identified by ``(project_id, visitor_uid)`` by their transport) and, for agent and system
    messages, checks the conversation exists in the project (a read; the API node never writes
@@ -46,7 +46,8 @@ from saq.queue import Queue
 from server.chat.mailbox import Appended, Mailboxes, NotReplicated, RateLimits, ReplicaAck, Shard
 from server.chat.schemas import MAX_BODY_LENGTH, MessageKind, PendingMessage, SendAck, SendMessage
 from server.chat.tables import Conversation
-from server.errors import Forbidden, Invalid, Malformed, NotFound, RateLimited, Unavailable
+from server.errors import ErrorCode, Forbidden, Invalid, Malformed, NotFound, RateLimited, Unavailable
+from server.outage import Outage
 from server.tenancy.access import Actor, ProjectRole, can_write, has_project_role
 
 log = logging.getLogger(__name__)
@@ -100,15 +101,16 @@ def _clean_body(body: str) -> str:
     if "\x00" in body:
         # PostgreSQL text cannot hold NUL: refuse it here, before the ack, never in the worker.
         raise Malformed("A message cannot contain NUL characters.", fields={"body": "contains NUL"})
-    cleaned = body.strip()
-    if not cleaned:
-        raise Invalid("A message needs a body.", code="empty_body", fields={"body": "empty"})
-    if len(cleaned) > MAX_BODY_LENGTH:
+    # The limit counts the body as sent (as the schemas' maxLength does), surrounding whitespace too.
+    if len(body) > MAX_BODY_LENGTH:
         raise Invalid(
             f"A message is at most {MAX_BODY_LENGTH} characters long.",
-            code="body_too_long",
+            code=ErrorCode.BODY_TOO_LONG,
             fields={"body": f"longer than {MAX_BODY_LENGTH} characters"},
         )
+    cleaned = body.strip()
+    if not cleaned:
+        raise Invalid("A message needs a body.", code=ErrorCode.EMPTY_BODY, fields={"body": "empty"})
     return cleaned
 
 
@@ -197,6 +199,8 @@ class MessageSender:
         self._pending: list[tuple[PendingMessage, asyncio.Future[int]]] = []
         self._appender: asyncio.Task[None] | None = None
         self._acks: set[asyncio.Task[None]] = set()
+        self._outage = Outage(log, "Redis (message queue)")
+        """While Redis is down every send fails: log the outage, not each batch."""
 
     async def send(self, command: SendMessage, *, actor: Actor | None = None) -> SendAck:
         """Check, rate-limit and queue one message; the ack means it is safely queued."""
@@ -233,9 +237,9 @@ class MessageSender:
 
     async def _append(self, batch: list[tuple[PendingMessage, asyncio.Future[int]]]) -> Appended | None:
         try:
-            return await self.mailboxes.append([message for message, _ in batch], self.limits)
+            appended = await self.mailboxes.append([message for message, _ in batch], self.limits)
         except _REDIS_DOWN as error:
-            log.warning("cannot queue %d messages, Redis unreachable: %s", len(batch), error)
+            self._outage.failed(error)
             _fail(batch, Unavailable("Redis is unreachable; retry with the same client_msg_id."))
         except NotReplicated as error:
             log.warning("%d messages not confirmed by a replica: %s", len(batch), error)
@@ -247,6 +251,9 @@ class MessageSender:
             )
         except Exception as error:
             _fail(batch, error)
+        else:
+            self._outage.recovered()
+            return appended
         return None
 
     async def _acknowledge(
@@ -267,7 +274,7 @@ class MessageSender:
                 if accepted:
                     await self.queue.enqueue(persist_job(accepted))
         except _REDIS_DOWN as error:
-            log.warning("cannot queue a job for %d messages, Redis unreachable: %s", len(batch), error)
+            self._outage.failed(error)
             _fail(batch, Unavailable("Redis is unreachable; retry with the same client_msg_id."))
             return
         except Exception as error:

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from server.chat.identity import Identity
 from server.chat.tables import Visitor
-from server.errors import Forbidden, Invalid, NotFound
+from server.errors import ErrorCode, Forbidden, Invalid, NotFound
 from server.redis_client import Keys
 from server.tenancy.origins import AllowedOrigins
 from server.tenancy.tables import Project, ProjectMember
@@ -46,7 +46,7 @@ class VisitorRef:
 
 async def project_by_public_key(redis: Redis, public_key: str) -> WidgetProject:
     if not public_key.startswith("pk_") or len(public_key) > 64:
-        raise NotFound("Unknown widget key.", code="unknown_widget_key")
+        raise NotFound("Unknown widget key.", code=ErrorCode.UNKNOWN_WIDGET_KEY)
     cached = await redis.get(Keys.project_by_public_key(public_key))
     if cached is not None:
         return msgspec.json.decode(cached, type=WidgetProject)
@@ -67,7 +67,7 @@ async def project_by_public_key(redis: Redis, public_key: str) -> WidgetProject:
         .first()
     )
     if row is None:
-        raise NotFound("Unknown widget key.", code="unknown_widget_key")
+        raise NotFound("Unknown widget key.", code=ErrorCode.UNKNOWN_WIDGET_KEY)
     project = msgspec.convert(
         {
             **row,
@@ -89,7 +89,7 @@ def origin_allowed(project: WidgetProject, origin: str | None) -> bool:
 
 def check_origin(project: WidgetProject, origin: str | None) -> None:
     if not origin_allowed(project, origin):
-        raise Forbidden("This site is not allowed to use the widget.", code="origin_not_allowed")
+        raise Forbidden("This site is not allowed to use the widget.", code=ErrorCode.ORIGIN_NOT_ALLOWED)
 
 
 def new_visitor_uid() -> str:

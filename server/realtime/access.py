@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from server.database_listen import ChannelListener
+from server.errors import ErrorCode
 from server.realtime.audience import AGENT_NAMESPACE, VISITOR_NAMESPACE
 from server.realtime.connection import AgentPrincipal, Connection, NamespaceSession, VisitorPrincipal
 from server.tenancy.access import visible_project_ids
@@ -46,11 +47,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 60.0
-MESSAGES = {
-    "user_deactivated": "your account was deactivated or deleted",
-    "api_key_revoked": "the API key of this socket was revoked or has expired",
-    "member_removed": "you no longer have access to this project",
-    "project_deleted": "the project was deleted",
+MESSAGES: dict[str, str] = {
+    ErrorCode.USER_DEACTIVATED: "your account was deactivated or deleted",
+    ErrorCode.API_KEY_REVOKED: "the API key of this socket was revoked or has expired",
+    ErrorCode.MEMBER_REMOVED: "you no longer have access to this project",
+    ErrorCode.PROJECT_DELETED: "the project was deleted",
 }
 
 
@@ -78,7 +79,9 @@ def verdict(principal: AgentPrincipal, now: AccessNow) -> Verdict:
     if visible is not None:
         kept &= visible
     lost = principal.project_ids - kept
-    code = "" if not lost else "project_deleted" if not lost & now.projects else "member_removed"
+    code = (
+        "" if not lost else ErrorCode.PROJECT_DELETED if not lost & now.projects else ErrorCode.MEMBER_REMOVED
+    )
     if lost and not kept:
         return Verdict(None, code, lost)
     return Verdict(AgentPrincipal(actor=actor, project_ids=kept), code, lost)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.accounts.tokens import InvalidToken, TokenClaims, verify
+from server.errors import ErrorCode
 from server.realtime.connection import AgentPrincipal, VisitorPrincipal
 from server.realtime.store import Store
 from server.tenancy.access import Actor, visible_project_ids
@@ -32,7 +33,7 @@ WidgetLookup = Callable[[str], Awaitable[tuple[int, AllowedOrigins] | None]]
 
 
 class AuthError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -51,7 +52,7 @@ def load_api_key_hook() -> ApiKeyHook | None:
 def _token_of(auth: dict[str, Any]) -> str:
     token = auth.get("token")
     if not isinstance(token, str) or not token:
-        raise AuthError("missing_token", "auth.token is required")
+        raise AuthError(ErrorCode.MISSING_TOKEN, "auth.token is required")
     return token
 
 
@@ -59,7 +60,7 @@ def _claims(token: str, secret_key: str) -> TokenClaims:
     try:
         return verify(token, secret_key)
     except InvalidToken as error:
-        code = "token_expired" if str(error) == "token expired" else "invalid_token"
+        code = ErrorCode.TOKEN_EXPIRED if str(error) == "token expired" else ErrorCode.INVALID_TOKEN
         raise AuthError(code, str(error)) from None
 
 
@@ -85,20 +86,24 @@ class Authenticator:
             return await self._store.allowed_origins(claims.project_id)
         found = await self._widget_lookup(claims.public_key)
         if found is None or found[0] != claims.project_id:
-            raise AuthError("unknown_widget_key", "the widget key was rotated or removed: open a new session")
+            raise AuthError(
+                ErrorCode.UNKNOWN_WIDGET_KEY, "the widget key was rotated or removed: open a new session"
+            )
         return found[1]
 
     async def visitor(self, auth: dict[str, Any], origin: str | None) -> VisitorPrincipal:
         claims = _claims(_token_of(auth), self._secret_key)
         if claims.kind != "visitor" or claims.project_id is None or not claims.visitor_uid:
-            raise AuthError("wrong_token_kind", "a visitor token is required on /visitor")
+            raise AuthError(ErrorCode.WRONG_TOKEN_KIND, "a visitor token is required on /visitor")
         asked = auth.get("project_id")
         if asked is not None and asked != claims.project_id:
-            raise AuthError("wrong_project", "the token belongs to another project")
+            raise AuthError(ErrorCode.WRONG_PROJECT, "the token belongs to another project")
         # The one origin rule, as on the REST widget API (server/tenancy/origins.py).
         origins = await self._origins_of(claims)
         if origin is not None and not origins.allows(origin):
-            raise AuthError("origin_not_allowed", f"origin {origin[:100]} is not allowed for this project")
+            raise AuthError(
+                ErrorCode.ORIGIN_NOT_ALLOWED, f"origin {origin[:100]} is not allowed for this project"
+            )
         return VisitorPrincipal(project_id=claims.project_id, visitor_uid=claims.visitor_uid)
 
     async def agent(self, auth: dict[str, Any]) -> AgentPrincipal:
@@ -121,29 +126,29 @@ class Authenticator:
                 or len(asked) > MAX_PROJECTS_ASKED
                 or not all(isinstance(p, int) and not isinstance(p, bool) for p in asked)
             ):
-                raise AuthError("invalid_auth", "auth.projects must be a list of project ids")
+                raise AuthError(ErrorCode.INVALID_AUTH, "auth.projects must be a list of project ids")
             refused = sorted(set(asked) - visible)
             if refused:
-                raise AuthError("forbidden_project", f"no access to project {refused[0]}")
+                raise AuthError(ErrorCode.FORBIDDEN_PROJECT, f"no access to project {refused[0]}")
             visible = frozenset(asked)
         return AgentPrincipal(actor=actor, project_ids=frozenset(visible))
 
     async def _actor_from_token(self, claims: TokenClaims) -> Actor:
         if claims.kind != "agent" or claims.user_id is None:
-            raise AuthError("wrong_token_kind", "an agent token or API key is required on /agent")
+            raise AuthError(ErrorCode.WRONG_TOKEN_KIND, "an agent token or API key is required on /agent")
         user = await self._store.active_user(claims.user_id)
         if user is None:
-            raise AuthError("invalid_token", "the token's user is unknown or inactive")
+            raise AuthError(ErrorCode.INVALID_TOKEN, "the token's user is unknown or inactive")
         if claims.api_key_id is not None and not await self._store.api_key_usable(claims.api_key_id):
-            raise AuthError("invalid_token", "the token's API key was revoked or has expired")
+            raise AuthError(ErrorCode.INVALID_TOKEN, "the token's API key was revoked or has expired")
         return await actor_for(
             user, key_project_id=claims.project_id, read_only=claims.read_only, api_key_id=claims.api_key_id
         )
 
     async def _actor_from_api_key(self, secret: str) -> Actor:
         if self._api_key_hook is None:
-            raise AuthError("invalid_token", "API keys are not accepted here yet")
+            raise AuthError(ErrorCode.INVALID_TOKEN, "API keys are not accepted here yet")
         actor = await self._api_key_hook(secret)
         if actor is None:
-            raise AuthError("invalid_token", "unknown, revoked or expired API key")
+            raise AuthError(ErrorCode.INVALID_TOKEN, "unknown, revoked or expired API key")
         return actor

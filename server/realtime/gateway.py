@@ -32,6 +32,7 @@ from typing import Any
 
 from socketify import OpCode
 
+from server.errors import ErrorCode
 from server.realtime import protocol, uws
 from server.realtime.audience import (
     AGENT_NAMESPACE,
@@ -106,7 +107,7 @@ def _projects(session: NamespaceSession) -> frozenset[int]:
 
 
 class Gateway:
-    INVALID_NAMESPACE_DATA: dict[str, str] | None = {"code": "invalid_namespace"}
+    INVALID_NAMESPACE_DATA: dict[str, str] | None = {"code": ErrorCode.INVALID_NAMESPACE}
     """``data`` of the refusal of an unknown namespace (Parley's clients read the code)."""
 
     def __init__(
@@ -353,7 +354,9 @@ class Gateway:
             if conn.session(namespace) is not None or conn.is_pending(namespace):
                 conn.send(
                     protocol.encode_connect_error(
-                        namespace, "already connected to this namespace", {"code": "already_connected"}
+                        namespace,
+                        "already connected to this namespace",
+                        {"code": ErrorCode.ALREADY_CONNECTED},
                     )
                 )
                 return
@@ -500,7 +503,9 @@ class Gateway:
         handler = self.handlers[namespace].get(packet.event)
         try:
             if handler is None:
-                raise EventError("unknown_event", f"unknown event {packet.event[:64]!r} on {namespace}")
+                raise EventError(
+                    ErrorCode.UNKNOWN_EVENT, f"unknown event {packet.event[:64]!r} on {namespace}"
+                )
             result = await handler(self.services, conn, session, packet.args)
         except Exception as error:
             if not isinstance(error, EventError) and type(error).__module__ != "server.errors":
@@ -624,4 +629,4 @@ def _gone(conn: Connection) -> bool:
 
 
 def _not_connected() -> dict[str, str]:
-    return {"code": "not_connected", "message": "connect to this namespace first"}
+    return {"code": ErrorCode.NOT_CONNECTED, "message": "connect to this namespace first"}

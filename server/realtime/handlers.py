@@ -18,8 +18,9 @@ import msgspec
 
 from server.chat.device import VisitorInfoIn
 from server.chat.queries import list_messages
+from server.chat.schemas import Body
 from server.chat.services import mark_read
-from server.errors import DomainError
+from server.errors import DomainError, ErrorCode
 from server.outbox.envelope import Envelope
 from server.outbox.events import EventType
 from server.realtime.connection import AgentPrincipal, Connection, NamespaceSession, VisitorPrincipal
@@ -35,7 +36,7 @@ Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 
 
 class EventError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -63,7 +64,7 @@ class SyncIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SendIn(msgspec.Struct, forbid_unknown_fields=True):
-    body: Annotated[str, msgspec.Meta(max_length=20_000)]
+    body: Body
     client_msg_id: uuid.UUID | None = None
     conversation_id: Id | None = None
     """Agents: the conversation to write to. Visitors write to their own (leave it out)."""
@@ -81,11 +82,11 @@ class ActivityIn(msgspec.Struct, forbid_unknown_fields=True):
 
 def decode(args: list[Any], kind: type[T]) -> T:
     if len(args) != 1:
-        raise EventError("invalid_payload", "expected exactly one argument (an object)")
+        raise EventError(ErrorCode.INVALID_PAYLOAD, "expected exactly one argument (an object)")
     try:
         return msgspec.convert(args[0], kind, strict=True)  # "1" is not a seq, "true" not a bool
     except msgspec.ValidationError as error:
-        raise EventError("invalid_payload", str(error)) from None
+        raise EventError(ErrorCode.INVALID_PAYLOAD, str(error)) from None
 
 
 class Sender(Protocol):
@@ -116,7 +117,7 @@ async def _owned(services: Services, session: NamespaceSession, conversation_id:
                 return owner
         elif owner.project_id in principal.project_ids:
             return owner
-    raise EventError("not_found", "no such conversation")
+    raise EventError(ErrorCode.NOT_FOUND, "no such conversation")
 
 
 def _sender(principal: VisitorPrincipal | AgentPrincipal) -> dict[str, Any]:
@@ -152,7 +153,7 @@ async def on_navigate(
 ) -> Any:
     principal = session.principal
     if not isinstance(principal, VisitorPrincipal):
-        raise EventError("unknown_event", "navigate is a visitor event")
+        raise EventError(ErrorCode.UNKNOWN_EVENT, "navigate is a visitor event")
     payload = decode(args, NavigateIn)
     await services.presence.navigate(principal.project_id, principal.visitor_uid, payload.url, payload.title)
     return {"ok": True}
@@ -164,7 +165,7 @@ async def on_visitor_info(
     """The widget reports the visitor's browser; the server parses the user agent and keeps it."""
     principal = session.principal
     if not isinstance(principal, VisitorPrincipal):
-        raise EventError("unknown_event", "visitor:info is a visitor event")
+        raise EventError(ErrorCode.UNKNOWN_EVENT, "visitor:info is a visitor event")
     payload = decode(args, VisitorInfoIn)
     device = await services.presence.report_device(principal.project_id, principal.visitor_uid, payload)
     return {"ok": True, "browser": device.browser, "os": device.os}
@@ -189,13 +190,15 @@ async def on_sync(services: Services, conn: Connection, session: NamespaceSessio
     """Missed messages per conversation, ascending seq, ``SYNC_PAGE`` at most (then ``has_more``)."""
     payload = decode(args, SyncIn)
     if len(payload.conversations) > MAX_SYNC_CONVERSATIONS:
-        raise EventError("invalid_payload", f"at most {MAX_SYNC_CONVERSATIONS} conversations per sync")
+        raise EventError(
+            ErrorCode.INVALID_PAYLOAD, f"at most {MAX_SYNC_CONVERSATIONS} conversations per sync"
+        )
     is_visitor = isinstance(session.principal, VisitorPrincipal)
     result: dict[str, Any] = {}
     errors: dict[str, Any] = {}
     for key, last_seq in payload.conversations.items():
         if not key.isdigit() or not 1 <= int(key) < 2**31:
-            errors[key] = {"code": "not_found", "message": "no such conversation"}
+            errors[key] = {"code": ErrorCode.NOT_FOUND, "message": "no such conversation"}
             continue
         try:
             owner = await _owned(services, session, int(key))
@@ -219,7 +222,7 @@ async def on_sync(services: Services, conn: Connection, session: NamespaceSessio
 
 async def on_send(services: Services, conn: Connection, session: NamespaceSession, args: list[Any]) -> Any:
     if services.sender is None:
-        raise EventError("unavailable", "sending is not available on this gateway yet")
+        raise EventError(ErrorCode.UNAVAILABLE, "sending is not available on this gateway yet")
     from server.chat.schemas import MessageKind, SendMessage
 
     payload = decode(args, SendIn)
@@ -227,7 +230,9 @@ async def on_send(services: Services, conn: Connection, session: NamespaceSessio
     actor = None
     if isinstance(principal, VisitorPrincipal):
         if payload.conversation_id is not None or payload.private:
-            raise EventError("invalid_payload", "visitors write to their own conversation, never privately")
+            raise EventError(
+                ErrorCode.INVALID_PAYLOAD, "visitors write to their own conversation, never privately"
+            )
         command = SendMessage(
             kind=MessageKind.VISITOR,
             project_id=principal.project_id,
@@ -237,7 +242,7 @@ async def on_send(services: Services, conn: Connection, session: NamespaceSessio
         )
     else:
         if payload.conversation_id is None:
-            raise EventError("invalid_payload", "conversation_id is required")
+            raise EventError(ErrorCode.INVALID_PAYLOAD, "conversation_id is required")
         owner = await _owned(services, session, payload.conversation_id)
         command = SendMessage(
             kind=MessageKind.AGENT_NOTE if payload.private else MessageKind.AGENT_REPLY,
@@ -256,7 +261,7 @@ async def on_presence(
 ) -> Any:
     principal = session.principal
     if not isinstance(principal, AgentPrincipal):
-        raise EventError("unknown_event", "presence is an agent event")
+        raise EventError(ErrorCode.UNKNOWN_EVENT, "presence is an agent event")
     payload = decode(args, PresenceIn)
     await services.presence.choose(principal.user_id, principal.project_ids, payload.status)
     return {"ok": True, "status": payload.status}
@@ -268,7 +273,7 @@ async def on_activity(
     """Input in an agent's tab (sent at most about once a minute): keeps them from turning away."""
     principal = session.principal
     if not isinstance(principal, AgentPrincipal):
-        raise EventError("unknown_event", "activity is an agent event")
+        raise EventError(ErrorCode.UNKNOWN_EVENT, "activity is an agent event")
     decode(args, ActivityIn)
     await services.presence.activity(principal.user_id, principal.project_ids)
     return {"ok": True}
@@ -282,7 +287,7 @@ async def on_rtt(services: Services, conn: Connection, session: NamespaceSession
             conn, session.namespace, "rtt:probe", {"sent_at": time.time()}, RTT_TIMEOUT_SECONDS
         )
     except (TimeoutError, asyncio.CancelledError):
-        raise EventError("timeout", "the client did not acknowledge rtt:probe") from None
+        raise EventError(ErrorCode.TIMEOUT, "the client did not acknowledge rtt:probe") from None
     return {"rtt_ms": round((time.perf_counter() - started) * 1000, 3), "client_ack": reply}
 
 
@@ -319,4 +324,4 @@ def error_payload(error: Exception) -> dict[str, Any]:
         if retry_after is not None:
             payload["retry_after"] = retry_after
         return payload
-    return {"code": "internal", "message": "the server failed to handle this event"}
+    return {"code": ErrorCode.INTERNAL, "message": "the server failed to handle this event"}

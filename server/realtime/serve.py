@@ -20,7 +20,7 @@ from typing import Any
 from socketify import App
 
 from server.chat.visitors import project_by_public_key
-from server.errors import NotFound
+from server.errors import ErrorCode, NotFound
 from server.realtime.access import AccessWatch
 from server.realtime.auth import Authenticator, load_api_key_hook
 from server.realtime.background import cancel_all
@@ -48,7 +48,7 @@ def healthz(res: Any, req: Any) -> None:
 def not_found(res: Any, req: Any) -> None:
     res.write_status(404)
     res.write_header("Content-Type", "application/json")
-    res.end(json.dumps({"code": "not_found", "message": "No such route on the realtime gateway."}))
+    res.end(json.dumps({"code": ErrorCode.NOT_FOUND, "message": "No such route on the realtime gateway."}))
 
 
 def _make_sender(settings: Settings, redis: Any) -> tuple[Sender | None, Any]:

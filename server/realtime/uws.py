@@ -13,12 +13,15 @@ Everything here runs on the libuv thread inside uWS callbacks, or from asyncio c
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
 from socketify.native import ffi, lib
+
+from server.errors import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ TEXT = 1
 """uWS opcode of a text frame (socketify's own default is BINARY, unread by Socket.IO clients)."""
 BINARY = 2
 """uWS opcode of a binary frame: only a binary packet's attachments are sent as one."""
+_INTERNAL_BODY = json.dumps({"code": ErrorCode.INTERNAL})
+"""The answer to an upgrade that failed on our side."""
 
 
 class Upgrade:
@@ -126,7 +131,7 @@ def websocket_route(app: Any, path: str, options: RouteOptions, handlers: WebSoc
             handlers.on_upgrade(request)
         finally:
             if not request.done:
-                request.refuse("500 Internal Server Error", "application/json", '{"code":"internal"}')
+                request.refuse("500 Internal Server Error", "application/json", _INTERNAL_BODY)
 
     def open_(ws: Any, _: Any) -> None:
         handlers.on_open(_slot(ws), ws)

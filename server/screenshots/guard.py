@@ -21,7 +21,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from server.errors import Invalid
+from server.errors import ErrorCode, Invalid
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -37,7 +37,7 @@ _METADATA = frozenset(
 class AddressRefused(Invalid):
     """The page or one of its requests would reach an address renders must not reach."""
 
-    code = "address_not_allowed"
+    code = ErrorCode.ADDRESS_NOT_ALLOWED
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from server.errors import ErrorCode
 from server.screenshots.guard import AddressPolicy, Resolver, system_resolver
 from server.screenshots.proxy import REFUSED_HEADER, Refusal, RenderProxy
 from server.settings import ScreenshotSettings
@@ -84,7 +85,7 @@ class Prepared:
 class RenderFailed(Exception):
     """A render ended without an image; ``code`` is the machine-readable reason."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -142,7 +143,7 @@ class Renderer:
             problem = chromium_problem(self.settings.chromium_path)
             if problem is not None:
                 self.problem = problem
-                raise RenderFailed("screenshots_unavailable", problem)
+                raise RenderFailed(ErrorCode.SCREENSHOTS_UNAVAILABLE, problem)
             try:
                 from playwright.async_api import async_playwright
 
@@ -157,7 +158,7 @@ class Renderer:
                 )
             except Exception as error:
                 self.problem = f"Chromium did not start: {str(error).splitlines()[0][:300]}"
-                raise RenderFailed("screenshots_unavailable", self.problem) from None
+                raise RenderFailed(ErrorCode.SCREENSHOTS_UNAVAILABLE, self.problem) from None
             self.problem = None
             log.info("screenshot renderer: Chromium %s started", self._browser.version)
             return self._browser
@@ -248,7 +249,9 @@ class Renderer:
                     self.settings.max_page_bytes,
                 )
         except TimeoutError:
-            raise RenderFailed("render_timeout", f"The page did not load within {limit:g} s.") from None
+            raise RenderFailed(
+                ErrorCode.RENDER_TIMEOUT, f"The page did not load within {limit:g} s."
+            ) from None
         finally:
             if prepared is not None:
                 await prepared.close()
@@ -281,7 +284,9 @@ class Renderer:
                     self.settings.max_page_bytes,
                 )
         except TimeoutError:
-            raise RenderFailed("render_timeout", f"The snapshot did not load within {limit:g} s.") from None
+            raise RenderFailed(
+                ErrorCode.RENDER_TIMEOUT, f"The snapshot did not load within {limit:g} s."
+            ) from None
         finally:
             if prepared is not None:
                 await prepared.close()
@@ -306,7 +311,7 @@ class Renderer:
         if response is not None:
             refused = (await response.all_headers()).get(REFUSED_HEADER)
             if refused is not None:
-                raise RenderFailed("address_not_allowed", f"The page was refused: {refused}")
+                raise RenderFailed(ErrorCode.ADDRESS_NOT_ALLOWED, f"The page was refused: {refused}")
         load_finished = True
         try:
             await page.wait_for_load_state("load", timeout=remaining_ms(1.5))
@@ -332,8 +337,10 @@ class Renderer:
         first_line = text.splitlines()[0] if text else "navigation failed"
         if proxy.stats.refused and ("ERR_TUNNEL" in first_line or "ERR_" in first_line):
             refusal = proxy.stats.refused[0]
-            return RenderFailed("address_not_allowed", f"{refusal.target} was refused: {refusal.reason}")
-        return RenderFailed("page_unreachable", f"The page could not be loaded: {first_line[:300]}")
+            return RenderFailed(
+                ErrorCode.ADDRESS_NOT_ALLOWED, f"{refusal.target} was refused: {refusal.reason}"
+            )
+        return RenderFailed(ErrorCode.PAGE_UNREACHABLE, f"The page could not be loaded: {first_line[:300]}")
 
     async def _encode(self, page: Any) -> bytes:
         for quality in JPEG_QUALITIES:
@@ -341,7 +348,7 @@ class Renderer:
             if len(image) <= self.settings.max_image_bytes:
                 return image
         raise RenderFailed(
-            "image_too_large",
+            ErrorCode.IMAGE_TOO_LARGE,
             f"The image stays above {self.settings.max_image_bytes} bytes even at the lowest quality.",
         )
 
@@ -365,7 +372,7 @@ async def _unless_over_limit(shoot: Any, proxy: RenderProxy, max_bytes: int) -> 
 
 
 def _too_large(limit: int) -> RenderFailed:
-    return RenderFailed("page_too_large", f"The page downloads more than {limit} bytes.")
+    return RenderFailed(ErrorCode.PAGE_TOO_LARGE, f"The page downloads more than {limit} bytes.")
 
 
 def _close_popup(opened: Any, own_page: Any) -> None:

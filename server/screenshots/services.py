@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from saq.queue.base import Queue
 
 from server.chat.tables import Visitor
-from server.errors import Conflict, Invalid, NotFound, Unavailable
+from server.errors import Conflict, ErrorCode, Invalid, NotFound, Unavailable
 from server.outbox.envelope import Envelope, encode, project_channel
 from server.outbox.events import EventType
 from server.ratelimit import enforce
@@ -165,7 +165,7 @@ async def check_renderer_available(redis: Redis) -> None:
     reason = (
         problems[0] if problems else "no screenshot worker is running (start: saq tasks.screenshots.settings)"
     )
-    raise Unavailable(f"Screenshots are unavailable: {reason}", code="screenshots_unavailable")
+    raise Unavailable(f"Screenshots are unavailable: {reason}", code=ErrorCode.SCREENSHOTS_UNAVAILABLE)
 
 
 async def report_renderer(redis: Redis, worker_id: str, problem: str | None) -> None:
@@ -231,14 +231,14 @@ async def request_screenshot(
         raise Conflict(
             "DOM snapshots are off in this project: a manager turns them on in the project's settings "
             "(dom_snapshots), or ask for mode url.",
-            code="snapshots_disabled",
+            code=ErrorCode.SNAPSHOTS_DISABLED,
         )
     raw_location = await redis.get(Keys.visitor_location(project_id, visitor_uid))
     location_url = msgspec.json.decode(raw_location).get("url") if raw_location else None
     if not isinstance(location_url, str) or not location_url:
         raise Conflict(
             "The visitor has no current page: it is not online or its widget reported none.",
-            code="no_current_page",
+            code=ErrorCode.NO_CURRENT_PAGE,
         )
     url = normalise_url(location_url)
     check_allowed(url, list(row["allowed_origins"] or []))
@@ -247,7 +247,8 @@ async def request_screenshot(
     await checked_addresses(parts.hostname or "", port, AddressPolicy(settings.allow_loopback), resolver)
     if mode == "snapshot" and not await _visitor_connected(redis, project_id, visitor_uid):
         raise Conflict(
-            "The visitor's widget is not connected: nothing can send the page.", code="visitor_offline"
+            "The visitor's widget is not connected: nothing can send the page.",
+            code=ErrorCode.VISITOR_OFFLINE,
         )
     await check_renderer_available(redis)
 
@@ -364,7 +365,7 @@ async def receive_snapshot(
     request = msgspec.json.decode(raw, type=SnapshotRequest) if raw is not None else None
     if request is None or request.visitor_uid != visitor_uid or not await redis.delete(key):
         raise NotFound(
-            "No such snapshot request (it expired or was answered).", code="snapshot_not_requested"
+            "No such snapshot request (it expired or was answered).", code=ErrorCode.SNAPSHOT_NOT_REQUESTED
         )
     job = request.job
     if upload.html is not None and len(upload.html.encode()) > settings.snapshot_max_bytes:
@@ -374,9 +375,9 @@ async def receive_snapshot(
             "snapshot_too_large": f"The visitor's page is larger than {settings.snapshot_max_bytes} bytes.",
             "snapshot_failed": "The visitor's widget could not copy the page.",
         }
-        await fail_render(redis, job, upload.error, reasons[upload.error])
+        await fail_render(redis, job, ErrorCode(upload.error), reasons[upload.error])
         if upload.error == "snapshot_too_large":
-            raise Invalid(reasons[upload.error], code="snapshot_too_large")
+            raise Invalid(reasons[upload.error], code=ErrorCode.SNAPSHOT_TOO_LARGE)
         return False
     assert upload.html is not None
     await redis.set(
@@ -424,12 +425,14 @@ async def read_screenshot(
         return Image(data=image, content_type=IMAGE_CONTENT_TYPE, max_age=max(int(ttl), 0))
     ended = msgspec.json.decode(outcome) if outcome is not None else None
     if ended is not None and ended.get("state") == "failed":
-        error = ScreenshotError(code=ended.get("code", "render_error"), message=ended.get("message", ""))
+        error = ScreenshotError(
+            code=ended.get("code", ErrorCode.RENDER_ERROR), message=ended.get("message", "")
+        )
         return view_of(info, "failed", error)
     if ended is not None or render_id == "hit":
         raise NotFound(
             f"The screenshot has expired (images are kept {cache_seconds} s): ask for a new one.",
-            code="screenshot_expired",
+            code=ErrorCode.SCREENSHOT_EXPIRED,
         )
     state = _text(lock).partition(":")[0] if lock is not None else None
     if state == "queued":
@@ -438,12 +441,12 @@ async def read_screenshot(
         return view_of(info, "rendering")
     if info.mode == "snapshot":
         error = ScreenshotError(
-            code="snapshot_not_received",
+            code=ErrorCode.SNAPSHOT_NOT_RECEIVED,
             message="The visitor's widget sent no copy of the page in time (closed or offline); ask again.",
         )
     else:
         error = ScreenshotError(
-            code="render_lost", message="The render was lost (its worker stopped); ask again."
+            code=ErrorCode.RENDER_LOST, message="The render was lost (its worker stopped); ask again."
         )
     return view_of(info, "failed", error)
 
@@ -507,7 +510,7 @@ async def finish_render(redis: Redis, job: RenderJob, image: bytes | None, ttl: 
     return waiters
 
 
-async def fail_render(redis: Redis, job: RenderJob, code: str, message: str) -> list[HandleInfo]:
+async def fail_render(redis: Redis, job: RenderJob, code: ErrorCode, message: str) -> list[HandleInfo]:
     """Record the failure for every waiter (nothing is cached) and tell their agents."""
     outcome = {"state": "failed", "code": code, "message": message}
     waiters = await _end_render(redis, job, outcome, None, 0)

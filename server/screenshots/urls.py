@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from urllib.parse import urlsplit, urlunsplit
 
-from server.errors import Invalid
+from server.errors import ErrorCode, Invalid
 from server.tenancy.origins import AllowedOrigins
 
 MAX_URL_LENGTH = 2048
@@ -21,25 +21,25 @@ def normalise_url(url: str) -> str:
     """The canonical spelling of ``url``, or :class:`Invalid` (``url_not_allowed``) for anything
     that is not an absolute ``http``/``https`` URL with a host."""
     if len(url) > MAX_URL_LENGTH:
-        raise Invalid("The page's URL is too long to render.", code="url_not_allowed")
+        raise Invalid("The page's URL is too long to render.", code=ErrorCode.URL_NOT_ALLOWED)
     try:
         parts = urlsplit(url.strip())
         port = parts.port
         host = parts.hostname
     except ValueError:
-        raise Invalid("The page's URL is malformed.", code="url_not_allowed") from None
+        raise Invalid("The page's URL is malformed.", code=ErrorCode.URL_NOT_ALLOWED) from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise Invalid(
             f"Only http and https pages are rendered, not {scheme or 'relative'} URLs.",
-            code="url_not_allowed",
+            code=ErrorCode.URL_NOT_ALLOWED,
         )
     if not host or parts.username is not None or parts.password is not None:
-        raise Invalid("The page's URL needs a host and no credentials.", code="url_not_allowed")
+        raise Invalid("The page's URL needs a host and no credentials.", code=ErrorCode.URL_NOT_ALLOWED)
     try:
         host = host.encode("idna").decode("ascii") if not host.isascii() else host
     except UnicodeError:
-        raise Invalid("The page's host name is not valid.", code="url_not_allowed") from None
+        raise Invalid("The page's host name is not valid.", code=ErrorCode.URL_NOT_ALLOWED) from None
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
@@ -57,7 +57,8 @@ def check_allowed(normalised_url: str, allowed_origins: list[str]) -> None:
     :mod:`server.tenancy.origins`; the address guard still applies to every request the render makes)."""
     if not AllowedOrigins(allowed_origins).allows(origin_of(normalised_url)):
         raise Invalid(
-            "The visitor's page is not on one of the project's allowed origins.", code="origin_not_allowed"
+            "The visitor's page is not on one of the project's allowed origins.",
+            code=ErrorCode.ORIGIN_NOT_ALLOWED,
         )
 
 

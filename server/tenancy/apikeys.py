@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from server.database import fetch
-from server.errors import Invalid, NotFound
+from server.errors import ErrorCode, Invalid, NotFound
 from server.tenancy import access
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
 from server.tenancy.actor_cache import Loaded, forget_cached_actors
@@ -52,7 +52,9 @@ async def create_api_key(
         raise Invalid("The expiry must be in the future.", fields={"expires_at": "must be in the future"})
     active_keys = await ApiKey.count().where(ApiKey.user == actor.user_id, ApiKey.revoked_at.is_null())
     if active_keys >= MAX_KEYS_PER_USER:
-        raise Invalid(f"A user may hold at most {MAX_KEYS_PER_USER} active keys.", code="too_many_keys")
+        raise Invalid(
+            f"A user may hold at most {MAX_KEYS_PER_USER} active keys.", code=ErrorCode.TOO_MANY_KEYS
+        )
     prefix = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(

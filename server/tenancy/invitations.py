@@ -41,7 +41,7 @@ from server.accounts.links import (
 )
 from server.accounts.tables import User
 from server.database import engine
-from server.errors import Conflict, Forbidden, Invalid, NotFound
+from server.errors import Conflict, ErrorCode, Forbidden, Invalid, NotFound
 from server.mail.messages import Mail, render_mail
 from server.tenancy.access import ProjectRole
 from server.tenancy.actor_cache import forget_cached_actors
@@ -125,7 +125,7 @@ async def invite(
     if await ProjectMember.exists().where(
         (ProjectMember.project == project_id) & (ProjectMember.user.email == normalized)
     ):
-        raise Conflict("This address is already a member of the project.", code="already_member")
+        raise Conflict("This address is already a member of the project.", code=ErrorCode.ALREADY_MEMBER)
     async with engine().transaction():
         existing: Invitation | None = (
             await Invitation.objects()
@@ -202,13 +202,13 @@ async def revoke_invitation(project_id: int, invitation_id: int) -> None:
 async def _by_token(token: str, *, lock: bool) -> Invitation:
     """The pending, unexpired invitation of ``token``, or :class:`NotFound` ``link_invalid``."""
     if not token.startswith(INVITATION_PREFIX):
-        raise NotFound(LINK_INVALID, code="link_invalid")
+        raise NotFound(LINK_INVALID, code=ErrorCode.LINK_INVALID)
     query = Invitation.objects().where((Invitation.token_hash == link_token_hash(token)) & _pending())
     if lock:
         query = query.lock_rows("UPDATE")
     invitation: Invitation | None = await query.first()
     if invitation is None or invitation.expires_at <= _now():
-        raise NotFound(LINK_INVALID, code="link_invalid")
+        raise NotFound(LINK_INVALID, code=ErrorCode.LINK_INVALID)
     return invitation
 
 
@@ -217,7 +217,7 @@ async def invitation_preview(token: str) -> InvitationPreview:
     invitation = await _by_token(token, lock=False)
     project: Project | None = await Project.objects().where(Project.id == invitation.project).first()
     if project is None:
-        raise NotFound(LINK_INVALID, code="link_invalid")
+        raise NotFound(LINK_INVALID, code=ErrorCode.LINK_INVALID)
     return InvitationPreview(
         project_name=project.name,
         email=invitation.email,
@@ -265,7 +265,7 @@ async def accept_invitation(token: str, user_id: int) -> Joined:
         if user is None or accounts.normalize_email(user.email) != invitation.email:
             raise Forbidden(
                 "This invitation is for another address: sign in as the invited address.",
-                code="invitation_for_another_address",
+                code=ErrorCode.INVITATION_FOR_ANOTHER_ADDRESS,
             )
         joined = await _join(invitation, user.id)
     forget_cached_actors()
@@ -286,7 +286,7 @@ async def accept_invitation_as_new_user(token: str, password: str, *, name: str 
         if await User.exists().where(User.email == invitation.email):
             raise Conflict(
                 "An account with this address exists: sign in as it to accept the invitation.",
-                code="account_exists",
+                code=ErrorCode.ACCOUNT_EXISTS,
             )
         user = await accounts.create_user(invitation.email, password, name=name.strip() or invitation.name)
         await _join(invitation, user.id)

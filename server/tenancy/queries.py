@@ -10,6 +10,7 @@ from typing import Any
 
 from server.accounts.tables import User
 from server.database import fetch
+from server.errors import ErrorCode
 from server.tenancy.access import Actor, GlobalRole, ProjectRole
 from server.tenancy.tables import ProjectMember
 
@@ -78,13 +79,13 @@ class AccessNow:
         """``actor`` as the database says now, or (None, why): ``user_deactivated``, ``api_key_revoked``."""
         user = self.users.get(actor.user_id)
         if user is None:
-            return None, "user_deactivated"
+            return None, ErrorCode.USER_DEACTIVATED
         global_role, memberships = user
         key_project_id, read_only = actor.key_project_id, actor.read_only
         if actor.api_key_id is not None:
             key = self.keys.get(actor.api_key_id)
             if key is None or key.user_id != actor.user_id:
-                return None, "api_key_revoked"
+                return None, ErrorCode.API_KEY_REVOKED
             key_project_id, read_only = key.project_id, key.read_only or actor.read_only
         now = Actor(
             user_id=actor.user_id,

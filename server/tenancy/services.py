@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from saq.queue.base import Queue
 
 from server.database import engine
-from server.errors import Conflict, Invalid, NotFound
+from server.errors import Conflict, ErrorCode, Invalid, NotFound
 from server.redis_client import Keys
 from server.tenancy.access import ProjectRole
 from server.tenancy.actor_cache import forget_cached_actors
@@ -146,7 +146,7 @@ async def change_member_role(project_id: int, user_id: int, role: ProjectRole) -
         current = await _member(project_id, user_id)
         demoting = current["role"] == ProjectRole.MANAGER.value and role is not ProjectRole.MANAGER
         if demoting and await _lock_managers(project_id) <= 1:
-            raise Conflict("A project must keep at least one manager.", code="last_manager")
+            raise Conflict("A project must keep at least one manager.", code=ErrorCode.LAST_MANAGER)
         await ProjectMember.update({ProjectMember.role: role.value}).where(
             (ProjectMember.project == project_id) & (ProjectMember.user == user_id)
         )
@@ -158,7 +158,7 @@ async def remove_member(project_id: int, user_id: int) -> None:
     async with engine().transaction():
         current = await _member(project_id, user_id)
         if current["role"] == ProjectRole.MANAGER.value and await _lock_managers(project_id) <= 1:
-            raise Conflict("A project must keep at least one manager.", code="last_manager")
+            raise Conflict("A project must keep at least one manager.", code=ErrorCode.LAST_MANAGER)
         await ProjectMember.delete().where(
             (ProjectMember.project == project_id) & (ProjectMember.user == user_id)
         )

@@ -106,7 +106,7 @@ const PANEL_HTML = `
   <button class="submit" type="submit"></button></form>
  <form class="card offline" hidden><p class="offline-text"></p>
   <label><span></span><input name="email" type="email" required autocomplete="email" maxlength="254"></label>
-  <label><span></span><textarea name="message" maxlength="5000"></textarea></label>
+  <label><span></span><textarea name="message" maxlength="4736"></textarea></label>
   <button class="submit" type="submit"></button></form>
  <form class="composer"><label class="sr" for="parley-input"></label>
   <textarea id="parley-input" name="body" maxlength="${MAX_BODY}" rows="1"></textarea>

@@ -31,7 +31,7 @@ from server.accounts.sessions import (
 )
 from server.accounts.tables import User
 from server.api.access import CSRF_HEADER, CurrentActor, public, signed_in
-from server.errors import Forbidden, Unauthorized
+from server.errors import ErrorCode, Forbidden, Unauthorized
 from server.ratelimit import enforce, reset
 from server.tenancy.invitations import set_password_from_link
 from server.web_state import queue_of, redis_of, settings_of
@@ -55,7 +55,7 @@ async def login(request: Request[Any, Any, Any], data: JSONBody[LoginRequest]) -
     await enforce(redis, ratelimit_rules.LOGIN_PER_EMAIL, email, message)
     user = await authenticate(email, data.password)
     if user is None:
-        raise Unauthorized("Wrong e-mail or password.", code="invalid_credentials")
+        raise Unauthorized("Wrong e-mail or password.", code=ErrorCode.INVALID_CREDENTIALS)
     await reset(redis, ratelimit_rules.LOGIN_PER_EMAIL, email)
     session = await create_session(redis, user.id, now=time.time())
     cookie = Cookie(
@@ -85,7 +85,7 @@ async def logout(request: Request[Any, Any, Any]) -> None:
     if session is not None:
         sent = request.headers.get(CSRF_HEADER, "")
         if not session.csrf_token or not hmac.compare_digest(sent, session.csrf_token):
-            raise Forbidden("Missing or wrong X-CSRF-Token header.", code="csrf_failed")
+            raise Forbidden("Missing or wrong X-CSRF-Token header.", code=ErrorCode.CSRF_FAILED)
     await destroy_session(redis, token)
 
 
