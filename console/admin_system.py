@@ -38,6 +38,7 @@ from server.web_state import queue_of, redis_of
 PATH = "/console/admin/system"
 SPARK_WIDTH, SPARK_HEIGHT = 240, 48
 FAILED_JOBS_LISTED = 20
+FAILED_JOBS_SECONDS = 0.5
 
 
 async def _timed(probe: Any) -> dict[str, Any]:
@@ -130,21 +131,30 @@ def charts(samples: list[Sample], now: float) -> dict[str, Sparkline]:
     }
 
 
-async def failed_jobs(request: Request[Any, Any, Any]) -> list[dict[str, Any]]:
-    """The queue's failed jobs that SAQ still keeps (newest first, at most ``FAILED_JOBS_LISTED``)."""
-    found = []
-    async for job in queue_of(request.app).iter_jobs(statuses=[Status.FAILED]):
-        found.append(
-            {
-                "function": job.function,
-                "error": (job.error or "").strip().splitlines()[-1:] or [""],
-                "at": datetime.fromtimestamp(job.completed / 1000, UTC) if job.completed else None,
-                "attempts": job.attempts,
-            }
-        )
-        if len(found) >= FAILED_JOBS_LISTED:
-            break
-    return sorted(found, key=lambda job: job["at"] or datetime.min.replace(tzinfo=UTC), reverse=True)
+async def failed_jobs(request: Request[Any, Any, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """The queue's failed jobs that SAQ still keeps (newest first, at most ``FAILED_JOBS_LISTED``),
+    and whether the search finished: SAQ finds them by SCANning every key, so on a big Redis the
+    page stops looking after ``FAILED_JOBS_SECONDS`` and says so."""
+    found: list[dict[str, Any]] = []
+    complete = True
+    try:
+        async with asyncio.timeout(FAILED_JOBS_SECONDS):
+            async for job in queue_of(request.app).iter_jobs(statuses=[Status.FAILED], batch_size=1000):
+                found.append(
+                    {
+                        "function": job.function,
+                        "error": (job.error or "").strip().splitlines()[-1:] or [""],
+                        "at": datetime.fromtimestamp(job.completed / 1000, UTC) if job.completed else None,
+                        "attempts": job.attempts,
+                    }
+                )
+                if len(found) >= FAILED_JOBS_LISTED:
+                    break
+    except TimeoutError:
+        complete = False
+    return sorted(
+        found, key=lambda job: job["at"] or datetime.min.replace(tzinfo=UTC), reverse=True
+    ), complete
 
 
 @get("/admin/system", name="console:admin-system", opt=needs(Need.ADMIN))
@@ -152,6 +162,7 @@ async def system_page(request: Request[Any, Any, Any], viewer: CurrentViewer) ->
     redis = redis_of(request.app)
     now = time.time()
     jobs = await _timed(failed_jobs(request))
+    listed, complete = jobs.get("value") or ([], True)
     context = {
         "section": "admin-system",
         "status": await system_status(request),
@@ -161,7 +172,8 @@ async def system_page(request: Request[Any, Any, Any], viewer: CurrentViewer) ->
             (letter, datetime.fromtimestamp(letter.message.accepted_at, UTC))
             for letter in await dead_letters.list_dead_letters(redis)
         ],
-        "failed_jobs": jobs.get("value") or [],
+        "failed_jobs": listed,
+        "failed_jobs_complete": complete,
         "failed_jobs_error": jobs.get("error"),
         "admin_path": ADMIN_PATH,
         "queues_path": QUEUES_PATH,
