@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import itertools
 import logging
 import time
@@ -63,9 +62,10 @@ VISITOR_STATE_TTL_SECONDS = 30 * 86_400
 """Page trail and device of a visitor outlive the visit: the side panel shows them afterwards."""
 STATUS_TTL_SECONDS = 86_400
 SWEEP_BATCH = 500
+SWEEP_ROUNDS = 100
 JOIN_BATCH = 1000
 HEARTBEAT_BATCH = 5000
-HEARTBEAT_CONCURRENCY = 4
+SCRIPT_CONCURRENCY = 4
 
 CHOICE_TTL_SECONDS = 365 * 86_400
 
@@ -324,7 +324,8 @@ class Presence:
         Every socket of the node, every beat: the process's largest Redis work. So it is a few
         commands per batch, not five per socket: one script call per project and kind (its keys
         share the project's hash tag, so it runs on a cluster too) and one multi-member ``ZADD``
-        per sweep bucket, in one pipeline (on a cluster, a few calls at a time in parallel).
+        per sweep bucket (on one server one pipeline for the scripts; on a cluster a few script
+        calls at a time in parallel).
         ``bench/presence.py`` measures it.
         """
         expiry = int(time.time() * 1000) + self._ttl_ms
@@ -347,27 +348,11 @@ class Presence:
                 keys += [subject.sockets_key, subject.status_key]
                 args += [subject.id, len(members), *members]
             scripts.append((keys, args))
-        if not self._cluster:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for keys, args in scripts:
-                    await self._refresh(keys=keys, args=args, client=pipe)
-                for key, scored in buckets.items():
-                    pipe.zadd(key, scored)
-                await pipe.execute()
-            return
-        # A cluster pipeline refuses scripts: calls in parallel, a few at a time (the cluster
-        # client's per-node pools raise rather than wait when exhausted).
-        limit = asyncio.Semaphore(HEARTBEAT_CONCURRENCY)
-
-        async def bounded(call: Callable[[], Awaitable[Any]]) -> None:
-            async with limit:
-                await call()
-
-        calls: list[Callable[[], Awaitable[Any]]] = [
-            functools.partial(self._refresh, keys=keys, args=args) for keys, args in scripts
-        ]
-        calls += [functools.partial(self._redis.zadd, key, scored) for key, scored in buckets.items()]
-        await asyncio.gather(*(bounded(call) for call in calls))
+        await self._run_scripts(self._refresh, scripts)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, scored in buckets.items():
+                pipe.zadd(key, scored)
+            await pipe.execute()
 
     async def drop(self, entries: list[Entry]) -> None:
         """On shutdown: remove these entries at once (grace still applies to the subjects)."""
@@ -383,38 +368,85 @@ class Presence:
                 await pipe.execute()
 
     async def sweep(self) -> None:
-        """Expire dead nodes' sockets and re-count the subjects whose grace period is over."""
+        """Expire dead nodes' sockets and re-count the subjects whose grace period is over.
+
+        A node's death is a storm (all its entries expire at once), so each step is a pipeline
+        for the whole batch, not round trips per entry: claim (ZREM decides which node's sweeper
+        handles an entry), then act on what this node won; while batches come back full, it goes
+        round again (up to :data:`SWEEP_ROUNDS` times), so a dead node's 50,000 visitors are
+        re-counted in one sweep, not over a hundred sweeps a second or so apart.
+        """
         now_ms = int(time.time() * 1000)
-        socket_sets = [Keys.all_sockets(bucket) for bucket in range(self._buckets)]
-        for key, expired in zip(socket_sets, await self._ranges(socket_sets, now_ms), strict=True):
-            for raw in expired:
-                entry = _text(raw)
-                if await self._redis.zrem(key, entry) != 1:
-                    continue  # another node claimed it
-                subject_text, member = entry.rsplit("|", 1)
-                with contextlib.suppress(ValueError):
-                    subject = Subject.decode(subject_text)
-                    await self._redis.zrem(subject.sockets_key, member)
-                    await self._redis.zadd(self._pending(subject), {subject_text: now_ms}, nx=True)
-        pending_sets = [Keys.presence_pending(bucket) for bucket in range(self._buckets)]
-        gone: list[tuple[Subject, Status]] = []
-        for key, due in zip(pending_sets, await self._ranges(pending_sets, now_ms), strict=True):
-            for raw in due:
-                text = _text(raw)
-                if await self._redis.zrem(key, text) != 1:
-                    continue
-                try:
-                    subject = Subject.decode(text)
-                except ValueError:
-                    continue
-                previous = await self._finalize(
-                    keys=[subject.sockets_key, subject.status_key, subject.project_set],
-                    args=[now_ms, subject.id],
-                )
-                if previous is not None and _text(previous) != "offline":
-                    gone.append((subject, "offline"))
-        await self._announce(gone)
+        for _ in range(SWEEP_ROUNDS):
+            if not await self._sweep_round(now_ms):
+                break
         await self._sweep_idle(now_ms / 1000)
+
+    async def _sweep_round(self, now_ms: int) -> bool:
+        """One batch per bucket of expired sockets and due re-counts; True when a batch was full."""
+        socket_sets = [Keys.all_sockets(bucket) for bucket in range(self._buckets)]
+        found = await self._ranges(socket_sets, now_ms)
+        full = any(len(members) >= SWEEP_BATCH for members in found)
+        expired = await self._claim(socket_sets, found)
+        if expired:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry in expired:
+                    subject_text, member = entry.rsplit("|", 1)
+                    with contextlib.suppress(ValueError):
+                        subject = Subject.decode(subject_text)
+                        pipe.zrem(subject.sockets_key, member)
+                        pipe.zadd(self._pending(subject), {subject_text: now_ms}, nx=True)
+                await pipe.execute()
+        pending_sets = [Keys.presence_pending(bucket) for bucket in range(self._buckets)]
+        subjects = []
+        due = await self._ranges(pending_sets, now_ms)
+        full = full or any(len(members) >= SWEEP_BATCH for members in due)
+        for text in await self._claim(pending_sets, due):
+            with contextlib.suppress(ValueError):
+                subjects.append(Subject.decode(text))
+        calls = [
+            ([subject.sockets_key, subject.status_key, subject.project_set], [now_ms, subject.id])
+            for subject in subjects
+        ]
+        previous = await self._run_scripts(self._finalize, calls)
+        gone: list[tuple[Subject, Status]] = [
+            (subject, "offline")
+            for subject, status in zip(subjects, previous, strict=True)
+            if status is not None and _text(status) != "offline"
+        ]
+        await self._announce(gone)
+        return full
+
+    async def _claim(self, keys: list[str], found: list[list[Any]]) -> list[str]:
+        """ZREM each member found in its key, in one pipeline: those this node removed are its own."""
+        candidates = [(key, _text(raw)) for key, members in zip(keys, found, strict=True) for raw in members]
+        if not candidates:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, member in candidates:
+                pipe.zrem(key, member)
+            removed = await pipe.execute()
+        return [member for (_, member), won in zip(candidates, removed, strict=True) if won == 1]
+
+    async def _run_scripts(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run ``script`` once per (keys, args), results in order: one pipeline on one server; on a
+        cluster (whose pipeline refuses scripts) a few calls at a time, as its node pools raise
+        rather than wait when exhausted."""
+        if not calls:
+            return []
+        if not self._cluster:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    await script(keys=keys, args=args, client=pipe)
+                results: list[Any] = await pipe.execute()
+            return results
+        limit = asyncio.Semaphore(SCRIPT_CONCURRENCY)
+
+        async def bounded(keys: list[str], args: list[Any]) -> Any:
+            async with limit:
+                return await script(keys=keys, args=args)
+
+        return list(await asyncio.gather(*(bounded(keys, args) for keys, args in calls)))
 
     async def run_sweeper(self, interval: float) -> None:
         while True:
