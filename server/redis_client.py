@@ -434,10 +434,6 @@ class Keys:
         """online / away of one visitor or agent."""
         return f"{_project(project_id)}:presence:{kind}:{subject_id}:status"
 
-    AGENT_ACTIVITY = f"{PREFIX}:presence:agent-activity"
-    """Sorted set of agents (``project|agent|user``) scored by their last input in any tab (Unix s);
-    the presence sweeper turns those idle too long to away and drops them until they act again."""
-
     @staticmethod
     def agent_presence_choice(user_id: int) -> str:
         """The status an agent chose (online / away / offline), applied to every project and tab."""
