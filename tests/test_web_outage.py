@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,9 +42,7 @@ async def test_a_redis_outage_is_logged_once_then_every_10s_then_once_at_the_end
 
 def _outage(subprocess_env: dict[str, str], token: str, tmp_path: Path) -> None:
     """A web process on a Redis of its own; the Redis stopped under 60 requests, then started."""
-    node = ValkeyNode(
-        port=free_port(), directory=Path(tempfile.mkdtemp(prefix="parley-web-redis-")), args=["--save", ""]
-    )
+    node = ValkeyNode(port=free_port(), directory=tmp_path / "redis", args=["--save", ""])
     node.start()
     port = free_port()
     url = f"redis://127.0.0.1:{node.port}/0"
