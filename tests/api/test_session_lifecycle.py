@@ -4,8 +4,7 @@ An HTTP client drops a cookie that the server expired (``Max-Age=0``), so "after
 client is signed out" proves nothing about the server. Each test here keeps the cookie's value,
 ends the session one way, and sends the value again in a ``Cookie`` header of its own.
 
-Still to come (a hook): a password reset by e-mail must refuse every old cookie. Add a test
-beside :func:`test_password_change_refuses_the_old_cookie` when the route lands.
+A password reset by e-mail refusing the old cookie is tested in ``test_password_reset.py``.
 """
 
 from __future__ import annotations
