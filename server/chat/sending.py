@@ -153,7 +153,7 @@ async def check_message(command: SendMessage, *, actor: Actor | None = None) -> 
         if actor is None or not has_project_role(actor, command.project_id, ProjectRole.AGENT):
             raise Forbidden("Only the project's agents may write here.")
         if not can_write(actor):
-            raise Forbidden("This API key is read-only.")
+            raise Forbidden("This API key is read-only.", code=ErrorCode.READ_ONLY_KEY)
         sender_user_id = actor.user_id
     await _require_conversation(command.project_id, command.conversation_id)
     return PendingMessage(

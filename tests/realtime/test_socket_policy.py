@@ -26,7 +26,7 @@ async def test_a_read_only_key_may_read_but_not_send(gateway: GatewayProcess) ->
     await make_member(project, user, ProjectMember.ProjectRole.AGENT)
     chat = await make_conversation(project, await make_visitor(project))
     send = {"conversation_id": chat.id, "body": "hello", "client_msg_id": str(uuid.uuid4())}
-    for read_only, expected in ((False, None), (True, "forbidden")):
+    for read_only, expected in ((False, None), (True, "read_only_key")):
         key = await create_api_key(
             await actor_for(user), name="k", project_id=None, read_only=read_only, expires_at=None
         )
