@@ -80,13 +80,18 @@ return false
 """
 
 
-# The heartbeat of one project's subjects of one kind (all keys share the project's hash tag).
-# KEYS: the project's set, then per subject its sockets and status keys. ARGV: expiry (ms),
-# sockets TTL (ms), status TTL (s), then per subject: its id, how many sockets, their members.
-_REFRESH = """
-local expiry, sockets_ttl, status_ttl = ARGV[1], ARGV[2], ARGV[3]
+# A batch of one project's sockets of one kind, joining or refreshed by a heartbeat (every key
+# shares the project's hash tag, so it runs on a cluster). KEYS: the project's set, then per
+# subject its sockets and status keys. ARGV: expiry (ms), sockets TTL (ms), status TTL (s), join
+# ("1": the status is set online if absent, and the subjects so set are returned; else its TTL
+# is refreshed), then per subject: its id, how many sockets, their members. A subject's sockets
+# are written before its status, so the sweeper's atomic re-count either sees the socket (and
+# keeps the status) or ran before it (and the SET NX reports online again).
+_ENTRIES = """
+local expiry, sockets_ttl, status_ttl, join = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local seconds = tostring(tonumber(expiry) / 1000)
-local a = 4
+local arrived = {}
+local a = 5
 for k = 2, #KEYS, 2 do
   local id, count = ARGV[a], tonumber(ARGV[a + 1])
   a = a + 2
@@ -95,10 +100,16 @@ for k = 2, #KEYS, 2 do
     a = a + 1
   end
   redis.call('PEXPIRE', KEYS[k], sockets_ttl)
-  redis.call('EXPIRE', KEYS[k + 1], status_ttl)
   redis.call('ZADD', KEYS[1], 'GT', seconds, id)
+  if join then
+    if redis.call('SET', KEYS[k + 1], 'online', 'NX', 'EX', status_ttl) then
+      arrived[#arrived + 1] = id
+    end
+  else
+    redis.call('EXPIRE', KEYS[k + 1], status_ttl)
+  end
 end
-return 0
+return arrived
 """
 
 
@@ -166,7 +177,7 @@ class Presence:
         self._ttl_ms = ttl_ms
         self._publish = publish
         self._finalize: Any = redis.register_script(_FINALIZE)
-        self._refresh: Any = redis.register_script(_REFRESH)
+        self._entries_script: Any = redis.register_script(_ENTRIES)
         self._cluster = is_cluster(redis)
         self._buckets = presence_buckets(redis)
         self.entries: Callable[[], Iterator[Entry]] = lambda: iter(())
@@ -215,26 +226,14 @@ class Presence:
     async def _register(self, entries: list[Entry]) -> None:
         if not entries:
             return
-        expiry = int(time.time() * 1000) + self._ttl_ms
-        # ZADD before SET NX for each subject: the sweeper's atomic re-count then either sees the
-        # socket (and keeps the status) or ran before it (and the SET NX reports online again).
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for subject, number in entries:
-                member = self._member(number)
-                pipe.zadd(subject.sockets_key, {member: expiry})
-                pipe.pexpire(subject.sockets_key, self._ttl_ms * 2)
-                pipe.zadd(self._all_sockets(subject), {f"{subject.encode()}|{member}": expiry})
-                pipe.zadd(subject.project_set, {subject.id: expiry / 1000}, gt=True)
-                pipe.set(subject.status_key, "online", nx=True, ex=STATUS_TTL_SECONDS)
-            results = await pipe.execute()
+        arrived = await self._write(entries, int(time.time() * 1000) + self._ttl_ms, join=True)
         changes: list[tuple[Subject, Status]] = []
-        for index, (subject, _) in enumerate(entries):
-            if results[index * 5 + 4]:
-                status: Status = "online"
-                if subject.kind == "agent":
-                    status = await self._arrive(subject)
-                if status != "offline":
-                    changes.append((subject, status))
+        for subject in arrived:
+            status: Status = "online"
+            if subject.kind == "agent":
+                status = await self._arrive(subject)
+            if status != "offline":
+                changes.append((subject, status))
         await self._announce(changes)
 
     async def _arrive(self, subject: Subject) -> Status:
@@ -334,25 +333,36 @@ class Presence:
             await self._beat(batch, expiry)
 
     async def _beat(self, batch: list[Entry], expiry: int) -> None:
+        await self._write(batch, expiry, join=False)
+
+    async def _write(self, batch: list[Entry], expiry: int, *, join: bool) -> list[Subject]:
+        """Write a batch of sockets: the sweep buckets first (one multi-member ZADD each, so every
+        socket can be expired by any node before it counts), then one script per project and
+        kind. Returns the subjects that came online (``join`` only)."""
         groups: dict[tuple[int, str], dict[Subject, list[str]]] = {}
         buckets: dict[str, dict[str, int]] = {}
         for subject, number in batch:
             member = self._member(number)
             groups.setdefault((subject.project_id, subject.kind), {}).setdefault(subject, []).append(member)
             buckets.setdefault(self._all_sockets(subject), {})[f"{subject.encode()}|{member}"] = expiry
-        scripts: list[tuple[list[str], list[Any]]] = []
-        for subjects in groups.values():
-            keys = [next(iter(subjects)).project_set]
-            args: list[Any] = [expiry, self._ttl_ms * 2, STATUS_TTL_SECONDS]
-            for subject, members in subjects.items():
-                keys += [subject.sockets_key, subject.status_key]
-                args += [subject.id, len(members), *members]
-            scripts.append((keys, args))
-        await self._run_scripts(self._refresh, scripts)
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, scored in buckets.items():
                 pipe.zadd(key, scored)
             await pipe.execute()
+        scripts: list[tuple[list[str], list[Any]]] = []
+        for subjects in groups.values():
+            keys = [next(iter(subjects)).project_set]
+            args: list[Any] = [expiry, self._ttl_ms * 2, STATUS_TTL_SECONDS, "1" if join else "0"]
+            for subject, members in subjects.items():
+                keys += [subject.sockets_key, subject.status_key]
+                args += [subject.id, len(members), *members]
+            scripts.append((keys, args))
+        results = await self._run_scripts(self._entries_script, scripts)
+        arrived: list[Subject] = []
+        for subjects, ids in zip(groups.values(), results, strict=True):
+            by_id = {subject.id: subject for subject in subjects}
+            arrived += [by_id[_text(raw)] for raw in ids or ()]
+        return arrived
 
     async def drop(self, entries: list[Entry]) -> None:
         """On shutdown: remove these entries at once (grace still applies to the subjects)."""
