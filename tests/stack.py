@@ -83,12 +83,18 @@ class TestStack:
             await connection.close()
 
     def stop(self) -> None:
-        if self.external_database is not None:
-            asyncio.run(self._execute(f'DROP DATABASE IF EXISTS "{self.external_database}" WITH (FORCE)'))
-        if self.embedded is not None:
-            self.embedded.remove()
-        if self.topology is not None:
-            self.topology.stop()
+        # Each step even if an earlier one failed: a cluster run once left its Valkey cluster
+        # and PostgreSQL running after a failed stop.
+        try:
+            if self.external_database is not None:
+                asyncio.run(self._execute(f'DROP DATABASE IF EXISTS "{self.external_database}" WITH (FORCE)'))
+        finally:
+            try:
+                if self.embedded is not None:
+                    self.embedded.remove()
+            finally:
+                if self.topology is not None:
+                    self.topology.stop()
 
 
 def redis_database_after(url: str, offset: int) -> str:
