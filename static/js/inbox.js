@@ -505,11 +505,25 @@ client.on("presence.changed", (envelope) => {
   }
   if (thread && latest.has(thread.visitorUid)) refresh("panel");
 });
+let revoked = null; // the server's access:revoked, once it ended this inbox's session
 client.on("state", ({ state }) => {
   const badge = document.getElementById("connection");
-  badge.dataset.state = state;
-  badge.textContent = { connecting: "Connecting…", connected: "Live", disconnected: "Reconnecting…", closed: "Offline" }[state] || state;
+  badge.dataset.state = revoked && state === "closed" ? "revoked" : state;
+  badge.textContent = revoked && state === "closed" ? "No access"
+    : { connecting: "Connecting…", connected: "Live", disconnected: "Reconnecting…", closed: "Offline" }[state] || state;
   body.dataset.socket = state;
+});
+// Access lost (removed from the project, deactivated, key revoked): say why instead of "Offline".
+client.on("access:revoked", (event) => {
+  revoked = event;
+  if (document.getElementById("access-revoked")) return;
+  const notice = document.createElement("p");
+  notice.id = "access-revoked";
+  notice.className = "flash flash--error inbox__revoked";
+  notice.setAttribute("role", "alert");
+  const why = event.message ? event.message[0].toUpperCase() + event.message.slice(1) + "." : "Your access to this project has ended.";
+  notice.textContent = why + " Reload the page to see what you can still open.";
+  document.getElementById("inbox").before(notice);
 });
 client.on("connect", ({ recovered }) => {
   if (recovered) { refresh("list"); refresh("header"); }

@@ -193,7 +193,12 @@ async def test_a_manager_invites_an_agent_who_joins_then_changes_their_role_and_
     )
     assert '"code":"member_removed"' in revoked[0].replace(" ", "")
     await until(live_socket.is_closed, "the agent's websocket to close")
-    await agent.locator('#connection[data-state="closed"]').wait_for()  # and it does not come back
+    # The inbox says why, instead of a bare "Offline", and it does not come back.
+    await agent.locator('#connection[data-state="revoked"]').wait_for()
+    notice = agent.get_by_role("alert").filter(has_text="Reload the page")
+    await notice.wait_for()
+    assert "Offline" not in await agent.locator("#connection").inner_text()
+    await look(agent, "journey-agent-inbox-revoked")
     assert sockets[-1] is live_socket  # no new socket was opened
     response = await agent.goto(f"{base}/inbox")
     assert response is not None and response.status == 404
