@@ -26,19 +26,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.redis_servers import ValkeyCluster, ValkeyNode, _free_port  # noqa: E402
+from bench import single_valkey as single  # noqa: E402
+from bench import valkey_cluster as cluster  # noqa: E402
 
 SMOKE = os.environ.get("BENCH_CLUSTER_SMOKE") == "1"
 RATES = os.environ.get("BENCH_CLUSTER_RATES", "200" if SMOKE else "1000,3000")
@@ -51,27 +48,6 @@ E2E_LINE = re.compile(
     r" p99 median (?P<p99>[\d.]+) ms worst (?P<p99w>[\d.]+) ms"
 )
 FANOUT_LINE = re.compile(r"parley: deliveries/s\s+median\s+(?P<median>[\d,]+)\s+worst\s+(?P<worst>[\d,]+)")
-
-
-@contextmanager
-def single() -> Iterator[str]:
-    root = Path(tempfile.mkdtemp(prefix="parley-bench-single-"))
-    node = ValkeyNode(_free_port(), root / "single", ["--save", "", "--appendonly", "no"])
-    node.start()
-    try:
-        yield f"redis://127.0.0.1:{node.port}/0"
-    finally:
-        node.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextmanager
-def cluster() -> Iterator[str]:
-    started = ValkeyCluster(primaries=3).start()
-    try:
-        yield started.url
-    finally:
-        started.stop()
 
 
 def run(script: str, url: str, extra: dict[str, str]) -> str:

@@ -19,48 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import single_valkey as single  # noqa: E402
+from bench import valkey_cluster as cluster  # noqa: E402
 from server.realtime.presence import JOIN_BATCH, Entry, Presence, Subject  # noqa: E402
 from server.redis_client import make_redis  # noqa: E402
 from server.settings import RedisSettings  # noqa: E402
-from tests.redis_servers import ValkeyCluster, ValkeyNode, _free_port  # noqa: E402
 
 SIZES = [int(n) for n in os.environ.get("BENCH_PRESENCE_SOCKETS", "10000,50000").split(",") if n]
 PROJECTS = 100
 RUNS = 3
-
-
-@contextmanager
-def single() -> Iterator[str]:
-    root = Path(tempfile.mkdtemp(prefix="parley-bench-presence-"))
-    node = ValkeyNode(_free_port(), root / "single", ["--save", "", "--appendonly", "no"])
-    node.start()
-    try:
-        yield f"redis://127.0.0.1:{node.port}/0"
-    finally:
-        node.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextmanager
-def cluster() -> Iterator[str]:
-    started = ValkeyCluster(primaries=3).start()
-    try:
-        yield started.url
-    finally:
-        started.stop()
 
 
 async def measure(url: str, sockets: int, run: int) -> dict[str, float]:
