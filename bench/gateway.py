@@ -148,6 +148,8 @@ class Bench:
             # a cluster), not the embedded one. SAQ cannot run on a cluster: its queue stays embedded.
             if os.environ["BENCH_REDIS_URL"].startswith("redis+cluster://"):
                 urls["QUEUE_REDIS_URL"] = urls["REDIS_URL"]
+            if os.environ.get("BENCH_QUEUE_URL"):  # bench/cluster.py: the queue's own server
+                urls["QUEUE_REDIS_URL"] = os.environ["BENCH_QUEUE_URL"]
             urls["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
         self.env = {
             **os.environ,
