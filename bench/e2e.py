@@ -152,19 +152,15 @@ async def run_python(bench: Bench, url: str, rate: int) -> dict[str, float]:
 
 def stages(bench: Bench, url: str, rate: int) -> None:
     """One traced run: where the time goes, per stage (p50 / p99 ms)."""
-    from redis import Redis
-
     from server.outbox.envelope import decode, project_channel
 
     published: dict[str, float] = {}
-    redis = Redis.from_url(bench.env["REDIS_URL"])
-    pubsub = redis.pubsub()
-    pubsub.subscribe(project_channel(bench.project_id))
+    redis, pubsub, read = _subscriber(bench.env["REDIS_URL"], project_channel(bench.project_id))
     stopping = threading.Event()
 
     def listen() -> None:
         while not stopping.is_set():
-            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            message = read(ignore_subscribe_messages=True, timeout=0.1)
             if message is not None:
                 at = time.time() * 1000
                 envelope = decode(message["data"])
@@ -197,6 +193,34 @@ def stages(bench: Bench, url: str, rate: int) -> None:
     for name, values in rows.items():
         print(f"    {name:8} {percentile(values, 0.5):6.1f} / {percentile(values, 0.99):6.1f}", flush=True)
     print(f"    (that run: p50 {result['p50']:.1f} ms p99 {result['p99']:.1f} ms)", flush=True)
+
+
+def _subscriber(url: str, channel: str) -> tuple[Any, Any, Any]:
+    """A synchronous subscriber to ``channel``: (client, pubsub, its read function).
+
+    On a cluster the relay publishes with ``SPUBLISH``, so this subscribes with ``SSUBSCRIBE`` on
+    the primary that owns the channel's slot, as the gateway does.
+    """
+    from urllib.parse import urlsplit
+
+    from redis import Redis
+    from redis.cluster import ClusterNode, RedisCluster
+
+    from server.redis_client import CLUSTER_SCHEME, _addresses
+
+    parts = urlsplit(url)
+    if parts.scheme == CLUSTER_SCHEME:
+        cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _addresses(parts.netloc)])
+        node = cluster.get_node_from_key(channel)
+        client = Redis(host=node.host, port=node.port)
+        cluster.close()
+        pubsub = client.pubsub()
+        pubsub.ssubscribe(channel)
+        return client, pubsub, pubsub.get_sharded_message
+    client = Redis.from_url(url)
+    pubsub = client.pubsub()
+    pubsub.subscribe(channel)
+    return client, pubsub, pubsub.get_message
 
 
 async def _transaction_starts(database_url: str, project_id: int) -> dict[str, float]:
