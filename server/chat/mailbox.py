@@ -59,13 +59,14 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import MovedError, NoScriptError
 
 from server.chat.schemas import MessageKind, PendingMessage
-from server.redis_client import Keys, is_cluster, script_then_wait
+from server.redis_client import Keys, is_cluster, script_then_wait, send_to_node_of
 from server.settings import RedisSettings
 
 DEAD_LETTERS = Keys.DEAD_LETTERS
@@ -86,8 +87,6 @@ CLUSTER_DRAIN_SHARDS = 16
 """Shards on a Redis Cluster: each shard's keys live in one slot, so the shards are what spreads
 the mailboxes over the cluster's primaries (16 tags land on every one of 3 primaries; a
 project stays in one shard, so its messages keep their order)."""
-CLUSTER_CONCURRENCY = 16
-"""Script calls in flight at once on a cluster (where they cannot be pipelined)."""
 _SHARD_TAG = re.compile(r"\{m:(\d+)\}")
 DRAIN_TOKEN_TTL_MS = 5_000
 """A drain refreshes its token every round; a token nobody refreshes (worker killed) expires."""
@@ -447,18 +446,43 @@ class Mailboxes:
     async def _pop_on_cluster(
         self, pops: list[tuple[str, list[bytes]]], now: float, release: tuple[Shard, bytes] | None
     ) -> bool:
-        """:meth:`pop` on a cluster, whose pipelines refuse scripts: the calls run concurrently, at
-        most :data:`CLUSTER_CONCURRENCY` at a time (a cluster node's pool raises when exhausted)."""
-        results: list[Any] = []
-        for start in range(0, len(pops), CLUSTER_CONCURRENCY):
-            calls = []
-            for key, items in pops[start : start + CLUSTER_CONCURRENCY]:
-                shard = shard_of_key(key)
-                calls.append(self._pop(keys=[shard.dirty, shard.mailboxes, key], args=[now, *items]))
-            results += await asyncio.gather(*calls)
+        """:meth:`pop` on a cluster, whose pipelines refuse scripts: each shard's calls (its pops,
+        then the release if it is that shard's) go out in one write on one connection of the node
+        owning the shard's slot (all its keys carry the shard's tag), the shards at once. So a
+        round costs one round trip, as in the single server's pipeline."""
+        by_shard: dict[Shard, list[Any]] = {}
+        for key, items in pops:
+            shard = shard_of_key(key)
+            by_shard.setdefault(shard, []).append(
+                ("EVALSHA", self._pop.sha, 3, shard.dirty, shard.mailboxes, key, now, *items)
+            )
+        if release is not None:
+            shard, generation = release
+            by_shard.setdefault(shard, []).append(("EVALSHA", self._release.sha, 1, shard.token, generation))
+        results = await asyncio.gather(
+            *(self._on_shard_node(shard, commands) for shard, commands in by_shard.items())
+        )
         if release is None:
             return False
-        return int(await self._release(keys=[release[0].token], args=[release[1]])) == 1
+        return int(results[list(by_shard).index(release[0])][-1]) == 1
+
+    async def _on_shard_node(self, shard: Shard, commands: list[Any]) -> list[Any]:
+        """Send script calls in one write to the node of ``shard``.
+
+        A node without the scripts (new, or just promoted) gets them loaded, and a ``MOVED``
+        answer (the slot changed hands; the slot map is read again before it is raised) sends the
+        calls once more: pop and release compare before they remove, so a call run twice removes
+        nothing more.
+        """
+        cluster = cast(RedisCluster, self.redis)
+        try:
+            return await send_to_node_of(cluster, shard.token, commands)
+        except NoScriptError:
+            for script in (_POP, _RELEASE):
+                await self.redis.script_load(script)
+        except MovedError:
+            pass
+        return await send_to_node_of(cluster, shard.token, commands)
 
     async def stale(self, older_than: float, limit: int = 500) -> list[str]:
         """Non-empty mailboxes no worker has touched for ``older_than`` seconds."""

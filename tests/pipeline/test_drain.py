@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
 
 from server.chat import persistence
-from server.chat.mailbox import Mailboxes, Shard, Taken, decode, shard_of_key
+from server.chat.mailbox import Mailboxes, Shard, Taken, decode, shard_of_key, shard_of_project
 from server.chat.persistence import DrainPace, drain
 from server.chat.schemas import MessageKind, SendMessage
 from server.chat.sending import MessageSender
@@ -51,6 +51,22 @@ async def test_a_drain_ends_only_if_nothing_was_appended_since_it_read_the_token
     assert await redis.exists(shard.token) == 0
     assert await mailboxes.stale(older_than=-3600) == []
     assert await redis.zcard(shard.mailboxes) == 0
+
+
+async def test_a_round_pops_on_a_server_that_lost_its_scripts(
+    sender: MessageSender, mailboxes: Mailboxes, redis: Redis
+) -> None:
+    """A restarted or just promoted server has no scripts: the pop loads them and goes on."""
+    project = await make_project()
+    await sender.send(_visitor(project.id, "one"))
+    await sender.send(_visitor(project.id, "two", uid="v_drain_2"))
+    shard = shard_of_project(project.id, mailboxes.shards)
+    taken = await mailboxes.take(shard, 10)
+    assert len(taken.items) == 2 and taken.generation is not None
+    await redis.script_flush()
+    assert await mailboxes.pop(taken.items, release=(shard, taken.generation))
+    assert await redis.exists(shard.token) == 0
+    assert await mailboxes.stale(older_than=-3600) == []
 
 
 class _Busy(Mailboxes):
