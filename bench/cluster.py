@@ -8,7 +8,8 @@ its own, without persistence like the rest):
 
 - ``bench/e2e.py``: visitor ``message:send`` -> agent ``message.created`` through gateway, mailbox,
   worker, outbox and (sharded) pub/sub: p50/p99 at 1,000 messages/s, and the rate achieved when
-  offered 3,000/s (the pipeline's throughput);
+  offered 3,000/s (the pipeline's throughput), and the CPU the pipeline's processes spent per 1,000 messages (gateway, worker, every Redis
+  server, PostgreSQL), which shows what the cluster costs in work, apart from scheduling noise;
 - ``bench/gateway.py``'s fan-out (Parley only: the baselines do not speak sharded pub/sub):
   deliveries/s to 1,000 agent sockets from a burst of published events.
 
@@ -49,6 +50,7 @@ E2E_LINE = re.compile(
     r"(?P<rate>\d+)/s \(achieved (?P<achieved>\d+)/s\): p50 median (?P<p50>[\d.]+) ms worst (?P<p50w>[\d.]+) ms;"
     r" p99 median (?P<p99>[\d.]+) ms worst (?P<p99w>[\d.]+) ms"
 )
+CPU_LINE = re.compile(r"(?P<rate>\d+)/s CPU per 1,000 messages: (?P<figures>.*)")
 FANOUT_LINE = re.compile(r"parley: deliveries/s\s+median\s+(?P<median>[\d,]+)\s+worst\s+(?P<worst>[\d,]+)")
 
 
@@ -78,6 +80,10 @@ def measure(url: str, queue: dict[str, str]) -> dict[str, float]:
         figures[f"e2e {rate}/s p50 ms"] = float(match["p50"])
         figures[f"e2e {rate}/s p99 ms"] = float(match["p99"])
         figures[f"e2e {rate}/s p99 ms (worst run)"] = float(match["p99w"])
+    for match in CPU_LINE.finditer(e2e):
+        for part in match["figures"].split(", "):
+            name, ms, _ = part.split(" ")
+            figures[f"e2e {match['rate']}/s CPU ms per 1,000 msgs: {name}"] = float(ms)
     gateway = run(
         "gateway",
         url,
@@ -112,7 +118,7 @@ def main() -> int:
     for key in keys:
         one = statistics.median(r[key] for r in results["single"])
         many = statistics.median(r[key] for r in results["cluster"])
-        higher_is_better = "ms" not in key
+        higher_is_better = "ms" not in key and "CPU" not in key
         cost = (one - many) / one if higher_is_better else (many - one) / one
         print(f"  {key:<44} {one:>12,.1f} {many:>12,.1f} {cost:>+12.0%}")
     print("  (cost: how much worse the cluster is; the issue's budget is +20% at most)", flush=True)

@@ -22,6 +22,11 @@ the pipeline already leaves (no instrumentation; one machine, one wall clock):
   publish); a subscriber in this process stands in for the gateway's
 - fan-out   : Redis subscriber -> the agent's socket (gateway: decode, audience, uWS publish; client)
 
+Each rate also prints the CPU the pipeline spent per 1,000 messages over its measured runs, by
+process (gateway and worker from ``/proc``, Redis from each server's ``INFO cpu``, a cluster's
+every node and the queue's server included, the embedded PostgreSQL's postmaster and backends):
+a figure that a noisy machine disturbs far less than latency.
+
 ``python -m bench e2e``. Environment: ``BENCH_E2E_RATES`` (default ``200,1000``),
 ``BENCH_E2E_SECONDS`` (default 10).
 """
@@ -223,6 +228,81 @@ def _subscriber(url: str, channel: str) -> tuple[Any, Any, Any]:
     return client, pubsub, pubsub.get_message
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds a process and its reaped children used (``/proc``; 0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu(pg_dir: Path) -> float:
+    """CPU seconds of the embedded PostgreSQL: the postmaster, its reaped and its live backends."""
+    try:
+        postmaster = int((pg_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = _process_cpu(postmaster)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    total += _process_cpu(int(entry.name))
+    return total
+
+
+def _redis_cpu(urls: list[str]) -> float:
+    """CPU seconds the Redis servers behind ``urls`` report (``INFO cpu``; a cluster's every node)."""
+    from urllib.parse import urlsplit
+
+    from redis import Redis
+    from redis.cluster import ClusterNode, RedisCluster
+
+    from server.redis_client import CLUSTER_SCHEME, _addresses
+
+    total = 0.0
+    seen: set[tuple[str, int]] = set()
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme == CLUSTER_SCHEME:
+            cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in _addresses(parts.netloc)])
+            nodes = [(node.host, node.port) for node in cluster.get_nodes()]
+            cluster.close()
+        else:
+            nodes = [(parts.hostname or "127.0.0.1", parts.port or 6379)]
+        for host, port in nodes:
+            if (host, port) in seen:
+                continue
+            seen.add((host, port))
+            with Redis(host=host, port=port) as client:
+                info = client.info("cpu")
+                total += float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+    return total
+
+
+class CpuMeter:
+    """CPU seconds of every process of the pipeline, between two readings."""
+
+    def __init__(
+        self, bench: Bench, gateway: subprocess.Popen[bytes], worker: subprocess.Popen[bytes]
+    ) -> None:
+        self.read = lambda: {
+            "gateway": _process_cpu(gateway.pid),
+            "worker": _process_cpu(worker.pid),
+            "redis": _redis_cpu(
+                [bench.env["REDIS_URL"], bench.env.get("QUEUE_REDIS_URL", bench.env["REDIS_URL"])]
+            ),
+            "postgres": _postgres_cpu(bench.embedded.pg_dir),
+        }
+
+    def per_thousand(self, before: dict[str, float], messages: int) -> str:
+        after = self.read()
+        used = {name: (after[name] - before[name]) * 1000 / messages * 1000 for name in after}
+        used["total"] = sum(used.values())
+        return ", ".join(f"{name} {ms:.0f} ms" for name, ms in used.items())
+
+
 async def _transaction_starts(database_url: str, project_id: int) -> dict[str, float]:
     import asyncpg
 
@@ -265,12 +345,16 @@ def main() -> int:
         time.sleep(3)
         url = f"http://127.0.0.1:{port}"
         try:
+            meter = CpuMeter(bench, gateway, worker)
             for rate in rates:
                 if client == "node":
                     run_node(bench, url, min(rate, 100), seconds=2)  # warm-up: caches, JIT
+                    before = meter.read()
                     runs = [run_node(bench, url, rate) for _ in range(RUNS)]
                 else:
+                    before = meter.read()
                     runs = [asyncio.run(run_python(bench, url, rate)) for _ in range(RUNS)]
+                cpu = meter.per_thousand(before, RUNS * round(rate * SECONDS))
                 p50s, p99s = [r["p50"] for r in runs], [r["p99"] for r in runs]
                 print(
                     f"  {rate}/s (achieved {statistics.median(r['rate'] for r in runs):.0f}/s): "
@@ -279,6 +363,7 @@ def main() -> int:
                     f"lost {max(r['lost'] for r in runs):.0f}, refused {max(r['refused'] for r in runs):.0f}",
                     flush=True,
                 )
+                print(f"  {rate}/s CPU per 1,000 messages: {cpu}", flush=True)
                 if os.environ.get("BENCH_E2E_STAGES") and client == "node":
                     stages(bench, url, rate)
         finally:
