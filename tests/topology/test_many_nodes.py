@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,9 +32,11 @@ import pytest
 import socketio
 
 from server.accounts.tokens import visitor_token
+from server.chat.live import visitor_live_states
 from server.chat.mailbox import CLUSTER_DRAIN_SHARDS, shard_of_project
 from server.chat.tables import Conversation
-from server.redis_client import Keys
+from server.redis_client import Keys, make_redis
+from server.settings import RedisSettings
 from server.tenancy.tables import Project, ProjectMember
 from tests.factories import make_member, make_project, make_user
 from tests.processes import PYTHON, free_port, http_status, start, stop, wait_until
@@ -50,6 +53,12 @@ ROUNDS = 16
 REPLY_EVERY = 4
 """An agent replies after every this many messages of a visitor."""
 EPHEMERAL = ("typing.started", "visitor.navigated", "presence.changed")
+VICTIM = 1
+"""The realtime node killed mid-stream: its agent and visitors reconnect to the other two."""
+HEARTBEAT_MS = 2000
+"""The nodes' presence heartbeat here: a dead node's sockets expire 3 beats (6 s) after its last."""
+EXPIRY_TOLERANCE = 0.5
+"""Seconds an offline report may precede the dead entry's expiry (the clocks are one machine's)."""
 
 
 @pytest.fixture
@@ -67,13 +76,17 @@ class Peer:
     gateway: GatewayProcess
     auth: dict[str, Any]
     project_id: int
+    user_id: int | None = None
+    """An agent's user id (a visitor's presence subject is its uid, ``name``)."""
     client: socketio.AsyncClient = field(default_factory=lambda: socketio.AsyncClient(reconnection=False))
     live: set[tuple[int, int]] = field(default_factory=set)
     synced: set[tuple[int, int]] = field(default_factory=set)
     resyncs: int = 0
     catching_up: list[asyncio.Task[None]] = field(default_factory=list)
-    ephemeral: list[tuple[str, Any]] = field(default_factory=list)
-    """typing.started, visitor.navigated and presence.changed as received."""
+    ephemeral: list[tuple[str, Any, float]] = field(default_factory=list)
+    """typing.started, visitor.navigated and presence.changed as received, with when (Unix time)."""
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the current socket is disconnected (its node died)."""
 
     @property
     def seen(self) -> set[tuple[int, int]]:
@@ -91,6 +104,12 @@ class Peer:
         for name in EPHEMERAL:
             self.client.on(name, self._recorder(name), namespace=self.namespace)
         self.client.on("server:resync", on_resync, namespace=self.namespace)
+        dropped = self.dropped = asyncio.Event()
+
+        async def on_disconnect(*_: Any) -> None:
+            dropped.set()
+
+        self.client.on("disconnect", on_disconnect, namespace=self.namespace)
         await self.client.connect(
             self.gateway.url,
             namespaces=[self.namespace],
@@ -100,29 +119,45 @@ class Peer:
         )
         return self
 
+    async def move(self, gateway: GatewayProcess) -> None:
+        """What a client whose node died does: connect to another node with the same auth, then
+        ``sync`` from its floor (the connect handler of the client rule in docs/protocol.md)."""
+        self.gateway = gateway
+        self.client = socketio.AsyncClient(reconnection=False)
+        await self.connect()
+        await self.catch_up()
+
     def _recorder(self, name: str) -> Any:
         async def record(data: Any) -> None:
-            self.ephemeral.append((name, data))
+            self.ephemeral.append((name, data, time.time()))
 
         return record
 
     def heard(self, name: str) -> list[Any]:
-        return [data for event, data in self.ephemeral if event == name]
+        return [data for event, data, _ in self.ephemeral if event == name]
+
+    def presence_of(self, key: str, subject: str | int) -> list[tuple[str, float]]:
+        """The statuses reported of one visitor (``visitor_uid``) or agent (``user_id``), with when."""
+        return [
+            (change["status"], at)
+            for event, data, at in self.ephemeral
+            if event == "presence.changed"
+            for change in data["data"]["changes"]
+            if change.get(key) == subject
+        ]
 
     async def catch_up(self) -> None:
         """What the browser client does on ``server:resync``: sync every conversation from its floor.
 
         An agent learns the project's conversations from the list (here: PostgreSQL directly);
-        a visitor has its own.
+        a visitor knows its own (the widget keeps it).
         """
-        conversations = await Conversation.select(Conversation.id).where(
-            Conversation.project == self.project_id
-        )
-        for row in conversations:
+        query = Conversation.select(Conversation.id).where(Conversation.project == self.project_id)
+        if self.namespace == "/visitor":
+            query = query.where(Conversation.visitor.uid == self.name)
+        for row in await query:
             conversation_id = row["id"]
             mine = {seq for cid, seq in self.seen if cid == conversation_id}
-            if self.namespace == "/visitor" and not mine:
-                continue
             floor = 0
             while floor + 1 in mine:
                 floor += 1
@@ -143,7 +178,20 @@ class Peer:
                 has_more = page["has_more"] and bool(page["messages"])
 
     async def call(self, event: str, payload: dict[str, Any]) -> Any:
-        return await self.client.call(event, payload, namespace=self.namespace, timeout=20)
+        """Emit and wait for the ack; a socket that drops meanwhile fails the call at once, as a
+        browser's does (python-socketio alone would wait out the timeout)."""
+        dropped = asyncio.ensure_future(self.dropped.wait())
+        calling = asyncio.ensure_future(
+            self.client.call(event, payload, namespace=self.namespace, timeout=20)
+        )
+        try:
+            await asyncio.wait({calling, dropped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            dropped.cancel()
+        if not calling.done():
+            calling.cancel()
+            raise socketio.exceptions.DisconnectedError(f"{self.name}'s socket dropped")
+        return calling.result()
 
     async def close(self) -> None:
         for task in self.catching_up:
@@ -270,6 +318,9 @@ async def test_three_realtime_two_web_two_workers_behave_as_one_system(
         await make_member(project, user, ProjectMember.ProjectRole.AGENT)
     processes = []
     web_ports = [free_port(), free_port()]
+    presence_redis = make_redis(
+        RedisSettings(url=settings.redis.url if cluster is None else cluster.url, max_connections=4)
+    )
     try:
         for index, port in enumerate(web_ports):
             processes.append(
@@ -283,14 +334,17 @@ async def test_three_realtime_two_web_two_workers_behave_as_one_system(
             processes.append(
                 start([PYTHON, "-m", "saq", "tasks.worker.settings"], env, tmp_path / f"worker{index}.log")
             )
-        gateways = [launch_gateway(env, tmp_path / f"realtime{index}.log") for index in range(3)]
+        gateways = [
+            launch_gateway(env, tmp_path / f"realtime{index}.log", REALTIME_HEARTBEAT_MS=str(HEARTBEAT_MS))
+            for index in range(3)
+        ]
         webs = [f"http://127.0.0.1:{port}" for port in web_ports]
         for web in webs:
             wait_until(_ready(web), timeout=60, what=f"{web}/readyz")
         secret = settings.security.secret_key
         agents = [
             await Peer(
-                f"agent{index}", "/agent", gateway, agent_auth(settings, user.id), project.id
+                f"agent{index}", "/agent", gateway, agent_auth(settings, user.id), project.id, user.id
             ).connect()
             for index, (gateway, user) in enumerate(zip(gateways, agents_users, strict=True))
         ]
@@ -302,6 +356,21 @@ async def test_three_realtime_two_web_two_workers_behave_as_one_system(
             ).connect()
             for index, uid in enumerate(uids)
         }
+        # One more visitor only on the node that will die, who sends nothing and never comes back
+        # (the tab was closed as the node died): its presence must outlive the node by the expiry.
+        gone = await Peer(
+            "v_many_gone",
+            "/visitor",
+            gateways[VICTIM],
+            {"token": visitor_token(project.id, "v_many_gone", secret)[0]},
+            project.id,
+        ).connect()
+        survivors = [agent for index, agent in enumerate(agents) if index != VICTIM]
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all(agent.presence_of("visitor_uid", gone.name) for agent in survivors):
+            assert asyncio.get_running_loop().time() < deadline, "v_many_gone never came online"
+            await asyncio.sleep(0.1)
+        moving = [peer for peer in [*agents, *visitors.values()] if peer.gateway is gateways[VICTIM]]
         sent = Sent()
         async with httpx.AsyncClient(timeout=20) as http:
             streaming = [
@@ -321,8 +390,14 @@ async def test_three_realtime_two_web_two_workers_behave_as_one_system(
             while not await some_stored():
                 assert asyncio.get_running_loop().time() < deadline, "the workers stored nothing"
                 await asyncio.sleep(0.2)
-            # One worker dies mid-drain (kill -9), then the primary fails over: the other worker
-            # and the drain tokens' expiry carry on.
+            # A realtime node dies (kill -9) while its visitors are sending: its sockets move to
+            # the others. Then one worker dies mid-drain (kill -9), then the primary fails over:
+            # the other worker and the drain tokens' expiry carry on. (The realtime node first:
+            # a dead worker's shard waits out its token, which would keep the replies sent while
+            # the moved sockets are away from being published before their presence expired.)
+            kill = await _kill_realtime_node(
+                gateways, moving, gone, survivors[0], sent, project.id, presence_redis
+            )
             os.killpg(processes[2].pid, signal.SIGKILL)
             processes[2].wait(timeout=10)
             if cluster is not None:
@@ -383,6 +458,16 @@ async def test_three_realtime_two_web_two_workers_behave_as_one_system(
                 peer.name: sorted(audiences[peer.name] - peer.seen)[:5] for peer in peers
             }
             await asyncio.sleep(0.2)
+        # The dead node's agent and visitors, now on the others, synced what was published while
+        # they had no socket; what the visitors sent from their new node was stored (in order:
+        # above).
+        for peer in moving:
+            assert peer.gateway is not gateways[VICTIM]
+            missed = kill.while_away & audiences[peer.name]
+            assert missed, f"nothing was published for {peer.name} while it was away"
+            assert missed <= peer.synced, f"{peer.name} did not sync {sorted(missed - peer.synced)}"
+            if peer.name in uids:
+                assert len(sent.by_sender[peer.name]) > kill.accepted_when_moved[peer.name]
         # The last round, sent once the failover was over, reached every node live.
         last_round = {(row["conversation"], row["seq"]) for row in rows if row["id"] in _last_ids(sent, uids)}
         for peer in peers:
@@ -392,7 +477,10 @@ async def test_three_realtime_two_web_two_workers_behave_as_one_system(
         print(
             f"\n{len(accepted)} messages; {sent.retried} sends retried during the failover;"
             f" live deliveries per socket {live} of {len(everything)};"
-            f" resyncs {[peer.resyncs for peer in peers]}"
+            f" resyncs {[peer.resyncs for peer in peers]};"
+            f" realtime node killed with {kill.accepted_when_moved} sent, its peers back"
+            f" {max(kill.moved_at.values()) - kill.checked_at:.1f}s later,"
+            f" {gone.name}'s presence due to expire {kill.expiry[gone.name] - kill.checked_at:.1f}s after"
         )
         # Socket-level events cross nodes too: presence, typing and navigation of every visitor
         # (on every node) reach the agent on every node.
@@ -417,13 +505,159 @@ async def test_three_realtime_two_web_two_workers_behave_as_one_system(
             while not crossed():
                 assert asyncio.get_running_loop().time() < deadline, f"{agent.name}: {agent.ephemeral[-10:]}"
                 await asyncio.sleep(0.1)
+        await _presence_outlived_the_node(kill, survivors, uids, presence_redis, project.id)
         for peer in peers:
             await peer.close()
     finally:
+        await presence_redis.aclose()
         for gateway in locals().get("gateways", []):
             stop(gateway.process)
         for process in processes:
             stop(process, timeout=30)
+
+
+@dataclass
+class NodeKill:
+    """What :func:`_kill_realtime_node` saw: when each dead socket's presence was due to expire
+    (Unix time, its last heartbeat + TTL), when its peer had reconnected elsewhere."""
+
+    gone: Peer
+    moving: list[Peer]
+    checked_at: float
+    expiry: dict[str, float]
+    moved_at: dict[str, float]
+    accepted_when_moved: dict[str, int]
+    while_away: set[tuple[int, int]]
+    """Messages published while the moved peers had no socket."""
+
+
+async def _kill_realtime_node(
+    gateways: list[GatewayProcess],
+    moving: list[Peer],
+    gone: Peer,
+    writer: Peer,
+    sent: Sent,
+    project_id: int,
+    redis: Any,
+) -> NodeKill:
+    """Kill ``gateways[VICTIM]`` (its process group, -9) once its visitors are a quarter through
+    their messages; check its sockets still count online; while they are away ``writer`` (an
+    agent on another node) answers each of its visitors; then move ``moving`` to the other nodes."""
+    deadline = asyncio.get_running_loop().time() + 90
+    while not all(
+        len(sent.by_sender.get(peer.name, ())) >= ROUNDS // 4
+        for peer in moving
+        if peer.namespace == "/visitor"
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "the victim's visitors sent nothing"
+        await asyncio.sleep(0.05)
+    os.killpg(gateways[VICTIM].process.pid, signal.SIGKILL)
+    gateways[VICTIM].process.wait(timeout=10)
+    # Right after: its sockets still count (online as the REST API reads it, status online as
+    # presence.changed reports it) until their last heartbeat expires.
+    expiry = {}
+    for peer in [gone, *moving]:
+        kind, subject = _subject(peer)
+        entries = await redis.zrange(Keys.presence_sockets(project_id, kind, subject), 0, -1, withscores=True)
+        assert len(entries) == 1, f"{peer.name}'s sockets right after the kill: {entries}"
+        expiry[peer.name] = entries[0][1] / 1000
+    checked_at = time.time()
+    states = await visitor_live_states(redis, project_id, [gone.name])
+    status = await redis.get(Keys.presence_status(project_id, "visitor", gone.name))
+    assert states[gone.name].online, f"{gone.name} counted offline at once"
+    assert status in (b"online", "online"), f"{gone.name}'s status right after the kill: {status!r}"
+    # While they are away, a reply to each of the dead node's visitors, published (another
+    # node's agent has it live) before they come back: they can have it only from their sync.
+    away = []
+    for peer in moving:
+        if peer.namespace != "/visitor":
+            continue
+        rows = await Conversation.select(Conversation.id).where(
+            (Conversation.project == project_id) & (Conversation.visitor.uid == peer.name)
+        )
+        assert rows, f"{peer.name} has no conversation yet"
+        client_msg_id = str(uuid.uuid4())
+        body = {
+            "conversation_id": rows[0]["id"],
+            "body": "while you were away",
+            "client_msg_id": client_msg_id,
+        }
+
+        async def send(body: dict[str, Any] = body) -> bool:
+            return bool((await writer.call("message:send", body)).get("accepted"))
+
+        await send_until_accepted(send, sent, writer.name, client_msg_id)
+        away.append(client_msg_id)
+    deadline = asyncio.get_running_loop().time() + 90
+    while True:
+        published = {
+            (row["conversation"], row["seq"]) for row in await _stored(project_id) if row["id"] in away
+        }
+        if len(published) == len(away) and published <= writer.live:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the replies while away were not published"
+        await asyncio.sleep(0.1)
+    # Its clients notice, reconnect to the other nodes with the same auth, and sync.
+    others = [gateway for index, gateway in enumerate(gateways) if index != VICTIM]
+    moved_at = {}
+    for index, peer in enumerate(moving):
+        await asyncio.wait_for(peer.dropped.wait(), timeout=30)
+        await peer.move(others[index % len(others)])
+        moved_at[peer.name] = time.time()
+    accepted = {peer.name: len(sent.by_sender.get(peer.name, ())) for peer in moving}
+    return NodeKill(gone, moving, checked_at, expiry, moved_at, accepted, published)
+
+
+async def _presence_outlived_the_node(
+    kill: NodeKill, survivors: list[Peer], uids: list[str], redis: Any, project_id: int
+) -> None:
+    """The visitor who had only the dead node goes offline, reported by the surviving nodes'
+    sweepers once its last heartbeat expired: not at once, not never. Those who reconnected
+    elsewhere end online: never reported offline if they were back before their old sockets
+    expired, else offline then online again."""
+    gone = kill.gone.name
+    for agent in survivors:
+        deadline = asyncio.get_running_loop().time() + 90
+        while "offline" not in [status for status, _ in agent.presence_of("visitor_uid", gone)]:
+            reported = agent.presence_of("visitor_uid", gone)
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"{agent.name} never heard {gone} offline: {reported}"
+            )
+            await asyncio.sleep(0.1)
+        reported = agent.presence_of("visitor_uid", gone)
+        assert [status for status, _ in reported] == ["online", "offline"], reported
+        offline_at = reported[1][1]
+        assert offline_at > kill.checked_at
+        assert offline_at >= kill.expiry[gone] - EXPIRY_TOLERANCE, (
+            f"{gone} reported offline {kill.expiry[gone] - offline_at:.2f}s before its heartbeat expired"
+        )
+        for peer in kill.moving:
+            kind, subject = _subject(peer)
+            key = "visitor_uid" if kind == "visitor" else "user_id"
+
+            def statuses(agent: Peer = agent, key: str = key, subject: str | int = subject) -> list[str]:
+                return [status for status, _ in agent.presence_of(key, subject)]
+
+            # (an agent heard nothing of an agent connected before it, unless that one went offline)
+            deadline = asyncio.get_running_loop().time() + 30
+            while statuses()[-1:] != ["online"] and (kind == "visitor" or statuses()):
+                assert asyncio.get_running_loop().time() < deadline, (
+                    f"{agent.name} heard {peer.name} {statuses()}"
+                )
+                await asyncio.sleep(0.1)
+            if kill.moved_at[peer.name] < kill.expiry[peer.name]:
+                assert "offline" not in statuses(), f"{agent.name} heard {peer.name} {statuses()}"
+        print(f"{agent.name} heard {gone} offline {offline_at - kill.expiry[gone]:+.2f}s after its expiry")
+    states = await visitor_live_states(redis, project_id, [gone, *uids])
+    assert not states[gone].online, f"{gone} still counts online"
+    assert all(states[uid].online for uid in uids), states
+
+
+def _subject(peer: Peer) -> tuple[str, str | int]:
+    """A peer's presence subject: ("visitor", uid) or ("agent", user id)."""
+    if peer.user_id is None:
+        return "visitor", peer.name
+    return "agent", peer.user_id
 
 
 def _last_ids(sent: Sent, uids: list[str]) -> set[str]:
