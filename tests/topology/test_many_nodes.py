@@ -4,15 +4,24 @@
 primary (SAQ's queue on the run's own single server, as on a cluster it must be), with
 ``REDIS_ACK_REPLICAS=1``. Visitors are spread over the three realtime nodes and send alternately
 over their socket and over the widget REST API of either web node; an agent on every realtime
-node watches the project and agents on every node reply. Mid-stream one worker is killed (-9),
-then the primary that owns both the project's mailbox shard and its event channel is killed (-9)
-and its replica promoted.
+node watches the project and agents on every node reply. Mid-stream one realtime node is killed
+(-9): its agent and two visitors reconnect to the other nodes with the same auth and ``sync``
+from their floor, as a client does; a third visitor, only on that node, does not come back.
+Then one worker is killed (-9), then the primary that owns both the project's mailbox shard and
+its event channel is killed (-9) and its replica promoted.
 
-Then: every acknowledged message is stored exactly once, in order; every socket on every node
-received every message of its audience, live or through the ``sync`` the server asked for with
-``server:resync`` (the events published while the shard was failing over); and a last round
-sent after the failover arrives live on every node, without any sync; typing, navigation and
-presence of visitors on every node reach the agents on every node.
+Then: every acknowledged message is stored exactly once, in order (the moved visitors' too,
+sent before and after they moved); every socket on every node received every message of its
+audience, live or through ``sync`` (after moving, and on the ``server:resync`` the server asked
+for while the shard was failing over), and the moved sockets had through their sync the replies
+published while they had no socket; a last round sent after the failover arrives live on every
+node, without any sync; typing, navigation and presence of visitors on every node reach the
+agents on every node. Presence across the dead node: the visitor who had only it still counts
+online right after the kill, and the surviving nodes report it offline once its last heartbeat
+expired (``REALTIME_HEARTBEAT_MS=2000`` here, so 6 s): not before, not never; the moved ones end
+online, never reported offline if they were back before their old sockets expired.
+
+The same test runs on the test run's own single Redis, without the failover.
 """
 
 from __future__ import annotations
