@@ -24,13 +24,15 @@ everything. On one server the braces are just characters.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
-from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -70,18 +72,64 @@ class FastUnixConnection(_HiredisPacking, UnixDomainSocketConnection):
     pass
 
 
-class ParleyCluster(RedisCluster):
-    """redis-py's cluster client, initialised before its first command runs.
+_HOLDING_SLOT: ContextVar[bool] = ContextVar("parley_cluster_slot", default=False)
 
-    Measured with redis-py 8.1: 50 concurrent INCRs as a new client's first commands incremented
-    52 times (commands that raced the client's start-up were sent twice); once initialised, 500
-    concurrent INCRs incremented exactly 500 times. So every command waits for initialisation.
+
+class ParleyCluster(RedisCluster):
+    """redis-py's cluster client, initialised before its first command, waiting for connections.
+
+    Initialised first: measured with redis-py 8.1, 50 concurrent INCRs as a new client's first
+    commands incremented 52 times (commands that raced the client's start-up were sent twice);
+    once initialised, 500 concurrent INCRs incremented exactly 500 times.
+
+    Waiting: a cluster node's pool raises ``MaxConnectionsError`` when it is exhausted, where our
+    single-server pool waits. Worse, redis-py 8.1's cluster pipeline takes that error (a
+    ``ConnectionError``) for a failed node: it closes every connection of the client, sleeps
+    250 ms and tries again. Measured on the realtime node: a burst of 200 socket joins then
+    re-opened about 300 connections, and the first messages after it were acknowledged 130 ms
+    late (bench/e2e.py on a cluster, the p99 three times the single server's). So every command,
+    pipeline and direct node write (:func:`send_to_node_of`) first takes one of
+    ``max_connections - 2`` slots. Each uses at most one connection of any node, so no node's
+    pool runs out; the two left are for the client's own slot-map reads. Work started while
+    holding a slot (a pipeline's per-node tasks, its retries) does not take another.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._slots = asyncio.Semaphore(max(1, int(kwargs["max_connections"]) - 2))
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the client's slots (or nothing more, if this task holds one already)."""
+        if _HOLDING_SLOT.get():
+            yield
+            return
+        async with self._slots:
+            token = _HOLDING_SLOT.set(True)
+            try:
+                yield
+            finally:
+                _HOLDING_SLOT.reset(token)
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        if self._initialize:
-            await self.initialize()
-        return await super().execute_command(*args, **kwargs)
+        async with self.slot():
+            if self._initialize:
+                await self.initialize()
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # raises, as redis-py does
+        return ParleyClusterPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py makes its own
+
+
+class ParleyClusterPipeline(ClusterPipeline):
+    """A cluster pipeline that holds one of its client's slots while it runs (see :class:`ParleyCluster`)."""
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        client = cast(ParleyCluster, self.cluster_client)
+        async with client.slot():
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 class FastSentinelConnection(_HiredisPacking, SentinelManagedConnection):
@@ -228,24 +276,27 @@ async def send_to_node_of(redis: RedisCluster, key: str, commands: Sequence[Any]
     The caller makes sure every key of the commands shares ``key``'s slot. A connection error
     or a MOVED reply makes the client learn the cluster's layout again before it is raised.
     """
-    if redis._initialize:
-        await redis.initialize()
-    node = redis.get_node_from_key(key)
-    if node is None:
-        raise RedisConnectionError(f"no cluster node serves {key!r}")
-    connection = node.acquire_connection()
-    try:
-        await connection.send_packed_command(b"".join(hiredis.pack_command(command) for command in commands))
-        return [await connection.read_response() for _ in commands]
-    except (ConnectionError, OSError, RedisConnectionError, MovedError):
-        await connection.disconnect()
-        await redis.nodes_manager.initialize()
-        raise
-    except BaseException:
-        await connection.disconnect()
-        raise
-    finally:
-        node.release(connection)
+    async with redis.slot() if isinstance(redis, ParleyCluster) else nullcontext():
+        if redis._initialize:
+            await redis.initialize()
+        node = redis.get_node_from_key(key)
+        if node is None:
+            raise RedisConnectionError(f"no cluster node serves {key!r}")
+        connection = node.acquire_connection()
+        try:
+            await connection.send_packed_command(
+                b"".join(hiredis.pack_command(command) for command in commands)
+            )
+            return [await connection.read_response() for _ in commands]
+        except (ConnectionError, OSError, RedisConnectionError, MovedError):
+            await connection.disconnect()
+            await redis.nodes_manager.initialize()
+            raise
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            node.release(connection)
 
 
 def make_redis(settings: RedisSettings, *, max_connections: int | None = None, timeout: float = 5.0) -> Redis:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from redis.crc import key_slot
@@ -23,7 +24,7 @@ from server.chat.schemas import MessageKind, PendingMessage, SendMessage
 from server.chat.sending import MessageSender
 from server.errors import Unavailable
 from server.queue import EVENTS_QUEUE
-from server.redis_client import ChannelReader, Keys, is_cluster, make_redis, publish_all
+from server.redis_client import ChannelReader, Keys, is_cluster, make_redis, publish_all, send_to_node_of
 from server.settings import RedisSettings, SettingsError, load_settings
 from tests.factories import make_project
 from tests.pipeline.conftest import GENEROUS
@@ -128,6 +129,40 @@ async def test_the_cluster_client_runs_the_mailbox_script_and_sharded_pubsub(clu
                 f"event {index}".encode(),
                 f"event {index + 3}".encode(),
             ]
+    finally:
+        await redis.aclose()
+
+
+async def test_a_burst_beyond_the_cluster_pool_waits_for_connections(cluster: ValkeyCluster) -> None:
+    """300 commands, pipelines and direct node writes at once through 4 connections per node:
+    each waits its turn. (redis-py alone raises MaxConnectionsError, and its pipeline then closes
+    every connection of the client and sleeps before retrying.)"""
+    redis = make_redis(RedisSettings(url=cluster.url, max_connections=4))
+    run = uuid.uuid4().hex[:8]
+    try:
+        await redis.ping()
+        nodes = cast(Any, redis).get_nodes()
+
+        async def pipelined(index: int) -> None:
+            async with redis.pipeline(transaction=False) as pipe:
+                for project_id in range(1, 7):  # keys on every primary
+                    pipe.incr(f"burst:{run}:{{p:{project_id}}}:pipe")
+                await pipe.execute()
+
+        async def direct(index: int) -> None:
+            key = f"burst:{run}:{{p:{index % 7}}}:direct"
+            await send_to_node_of(cast(Any, redis), key, [("INCR", key)])
+
+        await asyncio.gather(
+            *(redis.incr(f"burst:{run}:{{p:{index % 7}}}:one") for index in range(100)),
+            *(pipelined(index) for index in range(100)),
+            *(direct(index) for index in range(100)),
+        )
+        assert sum([int(await redis.get(f"burst:{run}:{{p:{n}}}:one") or 0) for n in range(7)]) == 100
+        assert [int(await redis.get(f"burst:{run}:{{p:{n}}}:pipe") or 0) for n in range(1, 7)] == [100] * 6
+        assert sum([int(await redis.get(f"burst:{run}:{{p:{n}}}:direct") or 0) for n in range(7)]) == 100
+        assert all(len(node._connections) <= 4 for node in nodes)
+        assert cast(Any, redis).get_nodes() == nodes, "the client was closed and its nodes made again"
     finally:
         await redis.aclose()
 
