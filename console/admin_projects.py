@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 
 from console.flash import done
 from console.forms import field_errors, form_data
@@ -61,14 +62,18 @@ async def create_project(request: Request[Any, Any, Any], viewer: CurrentViewer)
 
 
 @get("/admin/projects/{project_id:int}/delete", name="console:admin-project-delete", opt=needs(Need.ADMIN))
-async def delete_page(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def delete_page(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     project = await services.get_project(project_id)
     context = {"section": "admin-projects", "project": project, "errors": {}}
     return render(request, "console/admin_project_delete.html", context)
 
 
 @post("/admin/projects/{project_id:int}/delete", opt=needs(Need.ADMIN))
-async def delete_project(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def delete_project(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Any:
     project = await services.get_project(project_id)
     if (await form_data(request)).get("confirm", "").strip() != project.name.strip():
         errors = {"confirm": "Type the project's name exactly to confirm.", "form": "Nothing was deleted."}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 
 from console.flash import done
 from console.forms import checkbox, field_errors, form_data
@@ -67,7 +68,7 @@ async def create_user(request: Request[Any, Any, Any], viewer: CurrentViewer) ->
 
 
 @post("/admin/users/{user_id:int}/active", opt=needs(Need.ADMIN))
-async def set_active(request: Request[Any, Any, Any], viewer: CurrentViewer, user_id: int) -> Any:
+async def set_active(request: Request[Any, Any, Any], viewer: CurrentViewer, user_id: FromPath[int]) -> Any:
     active = checkbox(await form_data(request), "active")
     user = await services.set_active(redis_of(request.app), user_id, active, acting_user_id=viewer.user.id)
     message = f"{user.email} can sign in again." if active else f"{user.email} is deactivated and signed out."
@@ -75,7 +76,7 @@ async def set_active(request: Request[Any, Any, Any], viewer: CurrentViewer, use
 
 
 @post("/admin/users/{user_id:int}/admin", opt=needs(Need.ADMIN))
-async def set_admin(request: Request[Any, Any, Any], viewer: CurrentViewer, user_id: int) -> Any:
+async def set_admin(request: Request[Any, Any, Any], viewer: CurrentViewer, user_id: FromPath[int]) -> Any:
     make_admin = checkbox(await form_data(request), "admin")
     role = User.GlobalRole.ADMIN if make_admin else User.GlobalRole.USER
     user = await User.objects().where(User.id == user_id).first()
@@ -86,7 +87,7 @@ async def set_admin(request: Request[Any, Any, Any], viewer: CurrentViewer, user
 
 
 @post("/admin/users/{user_id:int}/send-reset", opt=needs(Need.ADMIN))
-async def send_reset(request: Request[Any, Any, Any], viewer: CurrentViewer, user_id: int) -> Any:
+async def send_reset(request: Request[Any, Any, Any], viewer: CurrentViewer, user_id: FromPath[int]) -> Any:
     user = await User.objects().where(User.id == user_id).first()
     if user is None:
         return done(request, PATH, "No such user.", kind="error")

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 
 from console.flash import done
 from console.forms import checkbox, field_errors, form_data
@@ -108,7 +109,7 @@ async def create_key(request: Request[Any, Any, Any], viewer: CurrentViewer) -> 
 
 
 @post("/api-keys/{key_id:int}/revoke", opt=needs(Need.SIGNED_IN))
-async def revoke_key(request: Request[Any, Any, Any], viewer: CurrentViewer, key_id: int) -> Any:
+async def revoke_key(request: Request[Any, Any, Any], viewer: CurrentViewer, key_id: FromPath[int]) -> Any:
     key = await apikeys.revoke_api_key(viewer.actor, key_id)
     return done(request, PATH, f"Revoked {key.name} ({key.prefix}…): it stops working now.")
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 
 from console.flash import done
 from console.forms import convert, field_errors, form_data
@@ -58,12 +59,16 @@ async def _page(
 
 
 @get("/projects/{project_id:int}/canned-replies", name="console:canned", opt=needs(Need.MANAGER))
-async def canned_page(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def canned_page(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     return await _page(request, project_id)
 
 
 @get("/projects/{project_id:int}/canned-replies/search", opt=needs(Need.MANAGER))
-async def search_replies(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def search_replies(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     """The list alone, for the search box as the manager types (the page's ``canned_list`` block)."""
     query = request.query_params.get("q", "")[:100]
     address = canned_path(project_id) + (f"?{urlencode({'q': query})}" if query else "")
@@ -71,7 +76,9 @@ async def search_replies(request: Request[Any, Any, Any], viewer: CurrentViewer,
 
 
 @post("/projects/{project_id:int}/canned-replies", opt=needs(Need.MANAGER))
-async def create_reply(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def create_reply(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Any:
     data = await form_data(request)
     values = {name: data.get(name, "") for name in FIELDS}
     try:
@@ -89,7 +96,7 @@ async def create_reply(request: Request[Any, Any, Any], viewer: CurrentViewer, p
     opt=needs(Need.MANAGER),
 )
 async def edit_page(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, reply_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int], reply_id: FromPath[int]
 ) -> Page:
     reply = await canned.get_canned_reply(project_id, reply_id)
     return render(request, EDIT_TEMPLATE, {"section": "canned", "reply": reply, "values": {}, "errors": {}})
@@ -97,7 +104,7 @@ async def edit_page(
 
 @post("/projects/{project_id:int}/canned-replies/{reply_id:int}/edit", opt=needs(Need.MANAGER))
 async def update_reply(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, reply_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int], reply_id: FromPath[int]
 ) -> Any:
     data = await form_data(request)
     values = {name: data.get(name, "") for name in FIELDS}
@@ -112,7 +119,7 @@ async def update_reply(
 
 @post("/projects/{project_id:int}/canned-replies/{reply_id:int}/delete", opt=needs(Need.MANAGER))
 async def delete_reply(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, reply_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int], reply_id: FromPath[int]
 ) -> Any:
     reply = await canned.get_canned_reply(project_id, reply_id)
     await canned.delete_canned_reply(project_id, reply_id)

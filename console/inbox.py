@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.params import FromPath
 
 from console.render import Page, render
 from console.shell import CurrentViewer, Need, Viewer, needs
@@ -152,19 +153,26 @@ async def _page_context(
 
 
 @get("/projects/{project_id:int}/inbox", name="console:inbox", opt=needs(Need.AGENT))
-async def inbox_page(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def inbox_page(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     return render(request, TEMPLATE, await _page_context(request, viewer, project_id, None))
 
 
 @get("/projects/{project_id:int}/inbox/{conversation_id:int}", opt=needs(Need.AGENT))
 async def conversation_page(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     return render(request, TEMPLATE, await _page_context(request, viewer, project_id, conversation_id))
 
 
 @get("/projects/{project_id:int}/inbox/list", opt=needs(Need.AGENT))
-async def list_fragment(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def list_fragment(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     """The list block alone: the filters' target, and what refreshes on ``inbox:list``."""
     context = {"project_id": project_id, **await _list_context(request, viewer, project_id)}
     return render(request, TEMPLATE, context, blocks=["conversation_list"])
@@ -172,7 +180,10 @@ async def list_fragment(request: Request[Any, Any, Any], viewer: CurrentViewer, 
 
 @get("/projects/{project_id:int}/inbox/{conversation_id:int}/work", opt=needs(Need.AGENT))
 async def work_fragment(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     """Thread and visitor panel of one conversation (what opening a row swaps in)."""
     context = {
@@ -185,7 +196,10 @@ async def work_fragment(
 
 @get("/projects/{project_id:int}/inbox/{conversation_id:int}/header", opt=needs(Need.AGENT))
 async def header_fragment(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     conversation = await queries.get_conversation(redis_of(request.app), project_id, conversation_id)
     context = {
@@ -199,7 +213,10 @@ async def header_fragment(
 
 @get("/projects/{project_id:int}/inbox/{conversation_id:int}/panel", opt=needs(Need.AGENT))
 async def panel_fragment(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     redis = redis_of(request.app)
     conversation = await queries.get_conversation(redis, project_id, conversation_id)
@@ -210,7 +227,10 @@ async def panel_fragment(
 
 @get("/projects/{project_id:int}/inbox/{conversation_id:int}/messages", opt=needs(Need.AGENT))
 async def older_messages(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Response[bytes]:
     """Older messages for the upward infinite scroll, as JSON: the script renders every message."""
     raw = request.query_params.get("before_seq", "")
@@ -222,7 +242,7 @@ async def older_messages(
 
 @get("/projects/{project_id:int}/inbox/token", opt=needs(Need.AGENT))
 async def socket_token(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
 ) -> Response[bytes]:
     """A fresh ``/agent`` token for the inbox's socket (asked before every (re)connect)."""
     token, claims = agent_token(viewer.actor.user_id, settings_of(request.app).security.secret_key)
@@ -232,7 +252,7 @@ async def socket_token(
 
 @get("/projects/{project_id:int}/inbox/canned", opt=needs(Need.AGENT))
 async def canned_replies(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
 ) -> Response[bytes]:
     """The ``/`` picker's choices (searched in the browser: a project has tens, not thousands)."""
     replies = await list_canned_replies(project_id, None)
@@ -242,7 +262,7 @@ async def canned_replies(
 
 @get("/projects/{project_id:int}/inbox/agents", opt=needs(Need.AGENT))
 async def agent_presence(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
 ) -> Response[bytes]:
     """Each member's presence (online / away / offline), as JSON."""
     members = await members_of(project_id)

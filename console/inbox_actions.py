@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from litestar import Request, post
+from litestar.params import FromPath
 
 from console.forms import form_data
 from console.inbox import TEMPLATE, members_of
@@ -66,7 +67,10 @@ def _int(value: str, field: str) -> int:
 
 @post(BASE + "/assign", opt=needs(Need.AGENT))
 async def assign(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     """``assignee``: ``me``, a member's user id, or empty to unassign."""
     raw = (await form_data(request)).get("assignee", "")
@@ -80,7 +84,10 @@ async def assign(
 
 @post(BASE + "/status", opt=needs(Need.AGENT))
 async def change_status(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     status = (await form_data(request)).get("status", "")
     return await _act(
@@ -109,7 +116,10 @@ def snooze_time(data: dict[str, str], now: datetime) -> datetime:
 
 @post(BASE + "/snooze", opt=needs(Need.AGENT))
 async def snooze(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     data = await form_data(request)
 
@@ -122,7 +132,10 @@ async def snooze(
 
 @post(BASE + "/priority", opt=needs(Need.AGENT))
 async def set_priority(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     raw = (await form_data(request)).get("priority", "")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 
 from console.forms import form_data
 from console.inbox import TEMPLATE
@@ -44,7 +45,10 @@ def _slot(
 
 @post(BASE, opt=needs(Need.AGENT))
 async def ask_for_screenshot(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, conversation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
 ) -> Page:
     redis = redis_of(request.app)
     viewport = (await form_data(request)).get("viewport", "desktop")
@@ -68,9 +72,9 @@ async def ask_for_screenshot(
 async def screenshot_state(
     request: Request[Any, Any, Any],
     viewer: CurrentViewer,
-    project_id: int,
-    conversation_id: int,
-    screenshot_id: str,
+    project_id: FromPath[int],
+    conversation_id: FromPath[int],
+    screenshot_id: FromPath[str],
 ) -> Page:
     settings = settings_of(request.app).screenshots
     try:

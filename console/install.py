@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 
 from console.flash import done
 from console.forms import checkbox, form_data
@@ -58,7 +59,9 @@ async def _page(
 
 
 @get("/projects/{project_id:int}/install", name="console:install", opt=needs(Need.MANAGER))
-async def install_page(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def install_page(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     show = request.query_params.get("show") == "secret"
     blocks = ["identity_secret"] if show else None
     return await _page(request, await services.get_project(project_id), show_secret=show, blocks=blocks)
@@ -70,7 +73,7 @@ def _confirmed(project: Project, data: dict[str, Any]) -> bool:
 
 @post("/projects/{project_id:int}/install/rotate-identity-secret", opt=needs(Need.MANAGER))
 async def rotate_identity_secret(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
 ) -> Any:
     project = await services.get_project(project_id)
     if not _confirmed(project, await form_data(request)):
@@ -82,7 +85,9 @@ async def rotate_identity_secret(
 
 
 @post("/projects/{project_id:int}/install/rotate-widget-key", opt=needs(Need.MANAGER))
-async def rotate_widget_key(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def rotate_widget_key(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Any:
     project = await services.get_project(project_id)
     if not _confirmed(project, await form_data(request)):
         errors = {"confirm": "Type the project's name exactly to confirm.", "form": "Nothing was rotated."}
@@ -95,7 +100,7 @@ async def rotate_widget_key(request: Request[Any, Any, Any], viewer: CurrentView
 
 @post("/projects/{project_id:int}/install/enforce-identity", opt=needs(Need.MANAGER))
 async def set_enforce_identity(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
 ) -> Any:
     enforce = checkbox(await form_data(request), "enforce_identity")
     await services.update_project(redis_of(request.app), project_id, ProjectUpdate(enforce_identity=enforce))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 
 from console.flash import done
 from console.forms import field_errors, form_data
@@ -58,12 +59,16 @@ async def _page(
 
 
 @get("/projects/{project_id:int}/members", name="console:members", opt=needs(Need.MANAGER))
-async def members_page(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def members_page(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     return await _page(request, project_id)
 
 
 @get("/projects/{project_id:int}/members/list", opt=needs(Need.MANAGER))
-async def member_list(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def member_list(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     """The list alone (the page's ``member_list`` block), which the page polls for presence."""
     return await _page(request, project_id, blocks=["member_list"])
 
@@ -73,7 +78,7 @@ def _role(raw: str) -> ProjectRole:
 
 
 @post("/projects/{project_id:int}/members/invite", opt=needs(Need.MANAGER))
-async def invite(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def invite(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]) -> Any:
     data = await form_data(request)
     try:
         invitation = await invitations.invite(
@@ -94,7 +99,10 @@ async def invite(request: Request[Any, Any, Any], viewer: CurrentViewer, project
 
 @post("/projects/{project_id:int}/invitations/{invitation_id:int}/resend", opt=needs(Need.MANAGER))
 async def resend(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, invitation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    invitation_id: FromPath[int],
 ) -> Any:
     invitation = await invitations.resend_invitation(queue_of(request.app), project_id, invitation_id)
     return done(
@@ -106,7 +114,10 @@ async def resend(
 
 @post("/projects/{project_id:int}/invitations/{invitation_id:int}/revoke", opt=needs(Need.MANAGER))
 async def revoke(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, invitation_id: int
+    request: Request[Any, Any, Any],
+    viewer: CurrentViewer,
+    project_id: FromPath[int],
+    invitation_id: FromPath[int],
 ) -> Any:
     await invitations.revoke_invitation(project_id, invitation_id)
     return done(request, members_path(project_id), "Invitation revoked.")
@@ -114,7 +125,7 @@ async def revoke(
 
 @post("/projects/{project_id:int}/members/{user_id:int}/role", opt=needs(Need.MANAGER))
 async def change_role(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, user_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int], user_id: FromPath[int]
 ) -> Any:
     role = _role((await form_data(request)).get("role", ""))
     try:
@@ -130,7 +141,7 @@ async def change_role(
 
 @post("/projects/{project_id:int}/members/{user_id:int}/remove", opt=needs(Need.MANAGER))
 async def remove(
-    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int, user_id: int
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int], user_id: FromPath[int]
 ) -> Any:
     try:
         await services.remove_member(project_id, user_id)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromPath
 
 from console.flash import done
 from console.forms import convert, field_errors, form_data
@@ -57,7 +58,9 @@ async def _page(
 
 
 @get("/projects/{project_id:int}/settings", name="console:settings", opt=needs(Need.MANAGER))
-async def settings_page(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def settings_page(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     return await _page(request, await services.get_project(project_id))
 
 
@@ -83,14 +86,18 @@ def preview_headers(policy: str) -> dict[str, str]:
 
 
 @get("/projects/{project_id:int}/settings/preview", name="console:settings-preview", opt=needs(Need.MANAGER))
-async def settings_preview(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Page:
+async def settings_preview(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Page:
     project = await services.get_project(project_id)
     policy = content_security_policy(settings_of(request.app))
     return render(request, PREVIEW_TEMPLATE, {"project": project}, headers=preview_headers(policy))
 
 
 @post("/projects/{project_id:int}/settings/general", opt=needs(Need.MANAGER))
-async def save_general(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def save_general(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Any:
     data = await form_data(request)
     return await _update(
         request, project_id, "general", {"name": data.get("name", "")}, "Project name saved."
@@ -98,7 +105,9 @@ async def save_general(request: Request[Any, Any, Any], viewer: CurrentViewer, p
 
 
 @post("/projects/{project_id:int}/settings/appearance", opt=needs(Need.MANAGER))
-async def save_appearance(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def save_appearance(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Any:
     data = await form_data(request)
     names = ("widget_color", "greeting_text", "offline_text", "launcher_position")
     values = {name: data.get(name, "") for name in names}
@@ -106,7 +115,9 @@ async def save_appearance(request: Request[Any, Any, Any], viewer: CurrentViewer
 
 
 @post("/projects/{project_id:int}/settings/screenshots", opt=needs(Need.MANAGER))
-async def save_screenshots(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def save_screenshots(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Any:
     data = await form_data(request)
     enabled = data.get("dom_snapshots") == "on"
     message = "DOM snapshots turned on." if enabled else "DOM snapshots turned off."
@@ -114,7 +125,9 @@ async def save_screenshots(request: Request[Any, Any, Any], viewer: CurrentViewe
 
 
 @post("/projects/{project_id:int}/settings/origins/add", opt=needs(Need.MANAGER))
-async def add_origin(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def add_origin(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Any:
     data = await form_data(request)
     origin = data.get("origin", "")
     project = await services.get_project(project_id)
@@ -129,7 +142,9 @@ async def add_origin(request: Request[Any, Any, Any], viewer: CurrentViewer, pro
 
 
 @post("/projects/{project_id:int}/settings/origins/remove", opt=needs(Need.MANAGER))
-async def remove_origin(request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: int) -> Any:
+async def remove_origin(
+    request: Request[Any, Any, Any], viewer: CurrentViewer, project_id: FromPath[int]
+) -> Any:
     data = await form_data(request)
     project = await services.get_project(project_id)
     origins = [origin for origin in (project.allowed_origins or []) if origin != data.get("origin")]

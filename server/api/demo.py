@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Template
 
 from server.api.access import public
@@ -39,7 +40,7 @@ def widget_csp(web_origin: str, gateway: str) -> str:
 
 
 @get("/demo/{public_key:str}", opt=public(), include_in_schema=False)
-async def demo_page(request: Request[Any, Any, Any], public_key: str) -> Template:
+async def demo_page(request: Request[Any, Any, Any], public_key: FromPath[str]) -> Template:
     try:
         project = await project_by_public_key(redis_of(request.app), public_key)
     except NotFound:

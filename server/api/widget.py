@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Router, get, patch, post
 from litestar.middleware import DefineMiddleware
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.types import ASGIApp, Receive
 
 from server.accounts.tokens import InvalidToken, TokenClaims, verify, visitor_token
@@ -301,7 +301,7 @@ async def agents(request: Request[Any, Any, Any]) -> AgentList:
     summary="The widget's sanitised copy of its page, asked for by screenshot.requested",
 )
 async def send_snapshot(
-    request: Request[Any, Any, Any], snapshot_id: str, data: JSONBody[SnapshotUpload]
+    request: Request[Any, Any, Any], snapshot_id: FromPath[str], data: JSONBody[SnapshotUpload]
 ) -> SnapshotAck:
     """Only for a request made to this visitor (the event's ``snapshot_id``), once; the body's size
     is capped by ``SCREENSHOT_SNAPSHOT_MAX_BYTES`` (docs/screenshots.md, "DOM snapshots")."""

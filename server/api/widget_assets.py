@@ -19,6 +19,7 @@ from typing import Any
 import brotli
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from server.api.access import public
 
@@ -110,7 +111,7 @@ async def widget_loader(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 @get("/widget/{file_name:str}", opt=public(), include_in_schema=False)
-async def widget_module(request: Request[Any, Any, Any], file_name: str) -> Response[bytes]:
+async def widget_module(request: Request[Any, Any, Any], file_name: FromPath[str]) -> Response[bytes]:
     asset = bundle().hashed.get(file_name)
     if asset is None:
         raise NotFoundException("No such widget file (an old release? reload the page).")

@@ -6,7 +6,7 @@ from typing import Annotated, Any, TypeAlias
 
 from litestar import MediaType, Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import PathParameter
+from litestar.params import JSONBody, PathParameter
 
 from server.api.access import CurrentActor, project_role
 from server.api.params import ProjectId, VisitorId
@@ -31,7 +31,7 @@ async def request_screenshot(
     actor: CurrentActor,
     project_id: ProjectId,
     visitor_id: VisitorId,
-    data: ScreenshotCreate | None = None,
+    data: JSONBody[ScreenshotCreate | None] = None,
 ) -> ScreenshotView:
     settings = settings_of(request.app)
     asked = data or ScreenshotCreate()
